@@ -1,0 +1,186 @@
+"""Activities of the deployment and rollback workflows: spec validation,
+platform operations (dispatched to the platform named by the spec), canary
+analysis windows and the no-op used by benchmarks. Ledger activities live in
+:mod:`activities.ledger`. Platform errors become ``ApplicationError`` whose
+``type`` is the error class name and whose retryability is the error's own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.settings import Settings
+from workflows.errors import CodeError
+from workflows.models import (
+    AnalyseInput,
+    AnalysisResult,
+    ApplyVersionInput,
+    ApplyVersionResult,
+    DescribeInput,
+    DescribeResult,
+    NoopInput,
+    RetireVersionInput,
+    RetireVersionResult,
+    SetTrafficInput,
+    SetTrafficResult,
+    ValidateInput,
+    ValidateResult,
+)
+from workflows.names import A
+from workflows.spec import DeploymentSpec
+
+
+def to_application_error(exc: Exception) -> ApplicationError:
+    retryable = bool(getattr(exc, "retryable", False))
+    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not retryable)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(every: float = 5.0) -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+class DeployActivities:
+    def __init__(self, settings: Settings, platforms: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self._platforms: dict[str, Any] = platforms or {}
+
+    def platform(self, name: str) -> Any:
+        if name not in self._platforms:
+            if name == "local":
+                from activities.platform.local import LocalPlatform
+
+                self._platforms[name] = LocalPlatform(self.settings.agent_url)
+            elif name == "kubernetes":
+                from activities.platform.kubernetes import platform_from_settings
+
+                self._platforms[name] = platform_from_settings(self.settings)
+            else:
+                raise ApplicationError(f"unknown platform {name!r}", type="SpecError", non_retryable=True)
+        return self._platforms[name]
+
+    # ---------------------------------------------------------------- validate
+    @activity.defn(name=A.VALIDATE_SPEC)
+    async def validate(self, inp: ValidateInput) -> ValidateResult:
+        problems, warnings = validate_spec(inp.spec)
+        return ValidateResult(ok=not problems, violations=problems, warnings=warnings)
+
+    # ---------------------------------------------------------------- platform
+    @activity.defn(name=A.PLATFORM_APPLY)
+    async def apply_version(self, inp: ApplyVersionInput) -> ApplyVersionResult:
+        try:
+            async with heartbeating():
+                return await self.platform(inp.spec.platform).apply_version(inp)  # type: ignore[no-any-return]
+        except CodeError as exc:
+            raise to_application_error(exc) from None
+
+    @activity.defn(name=A.PLATFORM_TRAFFIC)
+    async def set_traffic(self, inp: SetTrafficInput) -> SetTrafficResult:
+        try:
+            return await self.platform(inp.platform).set_traffic(inp)  # type: ignore[no-any-return]
+        except CodeError as exc:
+            raise to_application_error(exc) from None
+
+    @activity.defn(name=A.PLATFORM_RETIRE)
+    async def retire_version(self, inp: RetireVersionInput) -> RetireVersionResult:
+        try:
+            return await self.platform(inp.platform).retire_version(inp)  # type: ignore[no-any-return]
+        except CodeError as exc:
+            raise to_application_error(exc) from None
+
+    @activity.defn(name=A.PLATFORM_DESCRIBE)
+    async def describe(self, inp: DescribeInput) -> DescribeResult:
+        try:
+            return await self.platform(inp.platform).describe(inp)  # type: ignore[no-any-return]
+        except CodeError as exc:
+            raise to_application_error(exc) from None
+
+    # ---------------------------------------------------------------- analysis
+    @activity.defn(name=A.ANALYSE)
+    async def analyse(self, inp: AnalyseInput) -> AnalysisResult:
+        from activities.analysis import analyse_windows
+
+        platform = self.platform(inp.platform)
+        try:
+            samples = await platform.fetch_samples(
+                inp.service, inp.environment, inp.window_start, inp.window_end
+            )
+        except CodeError as exc:
+            raise to_application_error(exc) from None
+        return analyse_windows(inp, samples.get(inp.canary_version), samples.get(inp.stable_version))
+
+    # ---------------------------------------------------------------- bench
+    @activity.defn(name=A.NOOP)
+    async def noop(self, inp: NoopInput) -> NoopInput:
+        return inp
+
+
+def validate_spec(spec: DeploymentSpec) -> tuple[list[str], list[str]]:
+    """Checks that need the machine (paths, executables) or rust_core's policy."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    art = spec.artifact
+    if spec.platform == "local":
+        if not art.command:
+            problems.append("artifact.command: the local platform runs a command; set it")
+        else:
+            workdir = Path(art.workdir) if art.workdir else Path.cwd()
+            if not workdir.is_dir():
+                problems.append(f"artifact.workdir: {workdir} is not a directory")
+            exe = art.command[0]
+            if exe != "{python}" and shutil.which(exe) is None and not (workdir / exe).exists():
+                problems.append(f"artifact.command[0]: {exe!r} is not an executable on PATH")
+            for arg in art.command[1:]:
+                if arg.endswith(".py") and not os.path.isabs(arg) and not (workdir / arg).exists():
+                    problems.append(f"artifact.command: {arg} not found in {workdir}")
+    else:
+        try:
+            from activities.platform.kubernetes import render_manifests
+
+            import rust_core
+
+            text = render_manifests(spec)
+            labels = list(spec.labels)
+            for v in rust_core.validate_manifests(text, required_labels=labels):
+                problems.append(f"{v.rule_id} {v.kind}/{v.name} {v.path}: {v.message}")
+        except ImportError as exc:
+            problems.append(f"kubernetes platform unavailable: {exc}")
+    for env_name, ref in art.secrets.items():
+        if not ref.split(":", 1)[0] in ("vault", "env", "file"):
+            problems.append(f"artifact.secrets.{env_name}: unknown secret reference scheme in {ref!r}")
+    return problems, warnings
+
+
+def deploy_activities(settings: Settings) -> list[Callable[..., Any]]:
+    acts = DeployActivities(settings)
+    out: list[Callable[..., Any]] = [
+        acts.validate,
+        acts.apply_version,
+        acts.set_traffic,
+        acts.retire_version,
+        acts.describe,
+        acts.analyse,
+        acts.noop,
+    ]
+    from activities.ledger import Ledger, LedgerActivities
+
+    ledger = LedgerActivities(Ledger(settings.effective_ledger_url()))
+    out += [ledger.record, ledger.last_known_good]
+    return out

@@ -1,0 +1,181 @@
+"""Real servers for integration tests, started on loopback and stopped by fixtures.
+
+Convention: when a server cannot be started (binary missing, not installable), a test
+calls :func:`require_server`, which ``pytest.fail``s when ``CI=true`` and
+``pytest.skip``s with the reason otherwise. Test modules import the fixtures they need
+directly (``from tests.servers import postgres_url``) so this module stays the single
+place that knows how to start each server.
+
+Servers: PostgreSQL 15 (``initdb`` + ``postgres`` as user postgres, own data dir),
+OpenBao dev server (``bao server -dev``), moto's S3 server (``moto_server``), kmock's
+Kubernetes emulator (in-process, real HTTP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+import pytest
+
+
+def require_server(name: str, reason: str = "") -> NoReturn:
+    """Skip (locally) or fail (``CI=true``) because server ``name`` is unavailable."""
+    msg = f"{name} unavailable: {reason}" if reason else f"{name} unavailable"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+require = require_server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: Any = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def _tail(path: Path, n: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------- PostgreSQL
+@dataclass
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{database}"
+
+
+def _pg_bindir() -> Path | None:
+    for cand in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (cand / "initdb").exists():
+            return cand
+    found = shutil.which("initdb")
+    return Path(found).resolve().parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL (``apt-get install -y postgresql``), trust auth on 127.0.0.1."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        require_server("postgresql", "initdb not found (apt-get install -y postgresql)")
+    run_as: dict[str, Any] = {}
+    user = os.environ.get("USER", "postgres")
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        run_as = {"user": "postgres", "group": "postgres"}
+        user = "postgres"
+    root = Path(tempfile.mkdtemp(prefix="code-pg-"))
+    data, log = root / "data", root / "pg.log"
+    if run_as:
+        shutil.chown(root, "postgres", "postgres")
+    port = free_port()
+    init = subprocess.run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8"],
+        capture_output=True,
+        **run_as,
+    )
+    if init.returncode != 0:
+        require_server("postgresql", f"initdb failed: {init.stderr.decode()[-500:]}")
+    logf: IO[bytes] = open(log, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            str(bindir / "postgres"),
+            "-D", str(data),
+            "-p", str(port),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", f"unix_socket_directories={root}",
+            "-c", "fsync=off",
+            "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **run_as,
+    )  # fmt: skip
+    try:
+        import psycopg2
+
+        def ready() -> bool:
+            psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname="postgres").close()
+            return True
+
+        try:
+            wait_until(ready, 30, "postgresql", proc)
+        except (TimeoutError, RuntimeError) as exc:
+            require_server("postgresql", f"{exc}; log: {_tail(log)}")
+        yield PostgresServer("127.0.0.1", port, user)
+    finally:
+        stop_process(proc, signal.SIGINT)  # SIGINT = fast shutdown
+        logf.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database on the session server; dropped afterwards."""
+    import psycopg2
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(
+        host=postgres_server.host, port=postgres_server.port, user=postgres_server.user,
+        dbname="postgres",
+    )  # fmt: skip
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_server.url(name)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()

@@ -1,0 +1,255 @@
+"""DeploymentWorkflow / RollbackWorkflow orchestration on the time-skipping
+server: hours of pauses pass in seconds, abort compensates, approval gates wait
+and time out per spec, failures roll back, validation failures apply nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from tests.workflows.fakes import FakePlatform
+from workflows.deployment import DeploymentWorkflow
+from workflows.models import ApproveInput, ControlInput, DeployInput, DeployResult, DeployStatus
+from workflows.rollback import RollbackWorkflow
+from workflows.spec import parse_spec
+
+
+def spec(version: str, steps: str = "", **extra: str) -> object:
+    steps = steps or """
+      - set_weight: 20
+      - pause: {duration: 2h}
+      - analysis: {interval: 10m, count: 3}
+      - set_weight: 60
+      - pause: {duration: 6h}
+"""
+    more = "".join(f"{k}: {v}\n" for k, v in extra.items())
+    return parse_spec(
+        f"""
+service: shop
+environment: prod
+version: {version}
+artifact: {{command: ["{{python}}", "svc.py"]}}
+{more}strategy:
+  type: canary
+  canary:
+    steps:
+{steps}
+"""
+    )
+
+
+async def run_deploy(env: WorkflowEnvironment, fake: FakePlatform, s, tq: str, **kw) -> DeployResult:
+    return await env.client.execute_workflow(
+        DeploymentWorkflow.run,
+        DeployInput(spec=s, actor="tester", set_search_attributes=False),
+        id=f"deploy-{uuid.uuid4()}",
+        task_queue=tq,
+        result_type=DeployResult,
+        **kw,
+    )
+
+
+def worker(env: WorkflowEnvironment, fake: FakePlatform) -> tuple[Worker, str]:
+    tq = f"tq-{uuid.uuid4()}"
+    return (
+        Worker(env.client, task_queue=tq, workflows=[DeploymentWorkflow, RollbackWorkflow],
+               activities=fake.activities()),
+        tq,
+    )
+
+
+async def test_first_release_then_canary_with_hours_of_pauses(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    async with w:
+        first = await run_deploy(ts_env, fake, spec("v1"), tq)
+        assert first.outcome == "promoted" and first.previous_version is None
+        assert fake.weights == {"v1": 100}
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        res = await run_deploy(ts_env, fake, spec("v2"), tq)
+        wall = loop.time() - t0
+    assert res.outcome == "promoted", res.reason
+    assert res.previous_version == "v1"
+    assert fake.weights == {"v2": 100}
+    assert "v1" not in fake.running
+    # 8h30m of pauses/analysis windows in a few seconds of wall time
+    assert wall < 30
+    assert fake.analysis_calls == 3
+    traffic = [op for op in fake.ops if op[0] == "traffic"]
+    assert ("traffic", repr([("v1", 80), ("v2", 20)])) in traffic
+    assert ("traffic", repr([("v1", 40), ("v2", 60)])) in traffic
+    assert [r.status for r in fake.releases if r.version == "v2"] == ["intent", "in_progress", "promoted"]
+
+
+async def test_bad_canary_rolls_back_to_stable(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform(bad_versions={"v3"})
+    w, tq = worker(ts_env, fake)
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        res = await run_deploy(ts_env, fake, spec("v3"), tq)
+    assert res.outcome == "rolled_back"
+    assert "analysis failed" in res.reason
+    assert res.rollback_workflow_id == "rollback-shop-prod-from-v3"
+    assert fake.weights == {"v1": 100}
+    assert set(fake.running) == {"v1"}
+    assert [r.status for r in fake.releases if r.version == "v3"][-1] == "rolled_back"
+    st = [s for s in res.steps if s.kind == "analysis"][0]
+    assert st.outcome == "failed"
+
+
+async def test_abort_mid_pause_compensates(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        handle = await ts_env.client.start_workflow(
+            DeploymentWorkflow.run,
+            DeployInput(spec=spec("v2"), actor="tester", set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+        )
+        # wait until the canary holds 20% and the 2h pause is running
+        for _ in range(100):
+            st: DeployStatus = await handle.query(DeploymentWorkflow.status)
+            if st.phase == "pause":
+                break
+            await asyncio.sleep(0.1)
+        assert st.weights == {"v1": 80, "v2": 20}
+        await handle.signal(DeploymentWorkflow.abort, ControlInput(identity="alice", reason="looks wrong"))
+        res = await handle.result()
+    assert res.outcome == "aborted"
+    assert "alice" in res.reason
+    assert fake.weights == {"v1": 100}
+    assert set(fake.running) == {"v1"}
+
+
+async def test_approval_gate_waits_records_who_and_rejects_strangers(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    steps = """
+      - set_weight: 50
+      - pause: {timeout: 4h}
+"""
+    s = spec("v2", steps, approvals="{approvers: [alice, bob]}")
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        handle = await ts_env.client.start_workflow(
+            DeploymentWorkflow.run, DeployInput(spec=s, actor="tester", set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+        )
+        for _ in range(100):
+            st = await handle.query(DeploymentWorkflow.status)
+            if st.waiting_for_approval:
+                break
+            await asyncio.sleep(0.1)
+        assert st.waiting_for_approval
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(DeploymentWorkflow.approve, ApproveInput(identity="mallory"))
+        assert "may not approve" in str(err.value.cause)
+        ok = await handle.execute_update(DeploymentWorkflow.approve, ApproveInput(identity="bob"))
+        assert ok.accepted
+        res = await handle.result()
+    assert res.outcome == "promoted"
+    pause = [x for x in res.steps if x.kind == "pause"][0]
+    assert pause.outcome == "approved by bob"
+
+
+async def test_approval_timeout_rolls_back(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    steps = """
+      - set_weight: 10
+      - pause: {until_approved: true, timeout: 3h}
+"""
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        res = await run_deploy(ts_env, fake, spec("v2", steps), tq)
+    assert res.outcome == "rolled_back"
+    assert "no approval" in res.reason
+    assert fake.weights == {"v1": 100}
+
+
+async def test_pause_and_resume_hold_the_rollout(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    steps = """
+      - set_weight: 10
+      - pause: {duration: 1m}
+      - set_weight: 50
+"""
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        handle = await ts_env.client.start_workflow(
+            DeploymentWorkflow.run, DeployInput(spec=spec("v2", steps), actor="t", set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+        )
+        await handle.signal(DeploymentWorkflow.pause, ControlInput(identity="carol"))
+        await ts_env.sleep(timedelta(hours=5))
+        st = await handle.query(DeploymentWorkflow.status)
+        assert st.outcome == "running" and st.paused
+        await handle.signal(DeploymentWorkflow.resume, ControlInput(identity="carol"))
+        res = await handle.result()
+    assert res.outcome == "promoted"
+
+
+async def test_validation_failure_applies_nothing(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    async with w:
+        with pytest.raises(WorkflowFailureError) as err:
+            await run_deploy(ts_env, fake, spec("v9", labels="{reject: 'yes'}"), tq)
+    assert "validation failed" in str(err.value.cause)
+    assert fake.ops == []
+
+
+async def test_failed_apply_of_canary_rolls_back(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        fake.fail_apply = True
+        with pytest.raises(WorkflowFailureError):
+            await run_deploy(ts_env, fake, spec("v2"), tq)
+    assert fake.weights == {"v1": 100}
+
+
+async def test_cancel_mid_analysis_compensates(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        handle = await ts_env.client.start_workflow(
+            DeploymentWorkflow.run, DeployInput(spec=spec("v2"), actor="t", set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+        )
+        for _ in range(100):
+            st = await handle.query(DeploymentWorkflow.status)
+            if st.phase == "pause":
+                break
+            await asyncio.sleep(0.1)
+        await handle.cancel()
+        res = await handle.result()
+    assert res.outcome == "aborted"
+    assert fake.weights == {"v1": 100}
+
+
+async def test_blue_green_and_rolling(ts_env: WorkflowEnvironment) -> None:
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    base = 'service: shop\nenvironment: prod\nartifact: {command: [x]}\n'
+    async with w:
+        await run_deploy(ts_env, fake, parse_spec(base + "version: v1\n"), tq)
+        bg = parse_spec(base + "version: v2\nstrategy: {type: blue_green, blue_green: {auto_promote_after: 1h}}\n")
+        r = await run_deploy(ts_env, fake, bg, tq)
+        assert r.outcome == "promoted" and fake.weights == {"v2": 100}
+        roll = parse_spec(base + "version: v3\nreplicas: 4\nstrategy: {type: rolling, rolling: {max_surge: 1, step_pause: 5m}}\n")
+        r = await run_deploy(ts_env, fake, roll, tq)
+    assert r.outcome == "promoted" and fake.weights == {"v3": 100}
+    weights = [op[1] for op in fake.ops if op[0] == "traffic"]
+    assert repr([("v2", 75), ("v3", 25)]) in weights

@@ -1,0 +1,9 @@
+"""The local platform agent: runs service versions as real subprocesses behind a
+weighted HTTP router per service/environment, on 127.0.0.1 only.
+
+Run it with ``python -m workers.agent --host 127.0.0.1 --port 8270 --state-dir DIR``.
+Modules: ``instances`` (process management), ``router`` (weighted proxy and
+samples), ``faults`` (router fault injection), ``metrics`` (Prometheus
+registry), ``core`` (services, versions, journal, state file), ``app``
+(control API), ``__main__`` (CLI wiring). The HTTP contract is described in
+``app``; :mod:`activities.platform.local` is its client."""

@@ -1,0 +1,72 @@
+"""The CODE Temporal worker: connects with the engine's settings and hosts every
+workflow and activity listed in :mod:`workers.registry`. Wiring only.
+
+Run: ``python -m workers.worker`` (or ``codectl worker``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.settings import Settings
+from workers import registry
+from workflows.client import connect
+
+log = logging.getLogger("code.worker")
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    task_queue: str | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    workflows: Sequence[type] | None = None,
+    **kwargs: Any,
+) -> Worker:
+    acts = list(activities) if activities is not None else registry.activities(settings)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=list(workflows) if workflows is not None else registry.workflows(),
+        activities=acts,
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+        **kwargs,
+    )
+
+
+async def connect_from_settings(settings: Settings) -> Client:
+    from workers.tls import tls_config
+
+    return await connect(  # type: ignore[no-any-return]
+        settings.temporal_address, settings.temporal_namespace, tls=tls_config(settings)
+    )
+
+
+async def run(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    client = await connect_from_settings(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+    async with worker:
+        await stop.wait()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""Public input/result models of the deployment workflows and their activities.
+
+One pydantic model per workflow/activity input and result. Workflows, workers
+and any SDK client exchange exactly these (through ``pydantic_data_converter``).
+Secrets never appear here: specs carry secret *references*; activities return
+only versions/hashes of resolved secrets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.spec import DeploymentSpec
+
+Outcome = Literal["promoted", "rolled_back", "aborted", "failed", "running"]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- workflows
+class DeployInput(_M):
+    spec: DeploymentSpec
+    actor: str = "unknown"
+    set_search_attributes: bool = True
+
+
+class StepRecord(_M):
+    index: int
+    kind: str
+    description: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = "running"
+    detail: str = ""
+
+
+class AnalysisResult(_M):
+    verdict: Literal["pass", "fail", "inconclusive"]
+    reasons: list[str] = Field(default_factory=list)
+    canary: dict[str, float] = Field(default_factory=dict)
+    stable: dict[str, float] = Field(default_factory=dict)
+    artifact_key: str | None = None
+    window_start: float = 0.0
+    window_end: float = 0.0
+
+
+class DeployStatus(_M):
+    workflow_id: str
+    service: str
+    environment: str
+    version: str
+    strategy: str
+    phase: str = "starting"
+    current_step: int = -1
+    total_steps: int = 0
+    step_description: str = ""
+    weights: dict[str, int] = Field(default_factory=dict)
+    stable_version: str | None = None
+    paused: bool = False
+    waiting_for_approval: bool = False
+    approvals: list[str] = Field(default_factory=list)
+    last_analysis: AnalysisResult | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    outcome: Outcome = "running"
+    reason: str = ""
+
+
+class DeployResult(_M):
+    workflow_id: str
+    outcome: Outcome
+    version: str
+    previous_version: str | None
+    reason: str = ""
+    steps: list[StepRecord] = Field(default_factory=list)
+    rollback_workflow_id: str | None = None
+
+
+class ApproveInput(_M):
+    identity: str = Field(min_length=1)
+    comment: str = ""
+
+
+class ApproveResult(_M):
+    accepted: bool
+    identity: str
+    message: str = ""
+
+
+class ControlInput(_M):
+    """pause / resume / abort, with the caller's identity."""
+
+    identity: str = "unknown"
+    reason: str = ""
+
+
+class RollbackInput(_M):
+    service: str
+    environment: str
+    to_version: str | None = Field(None, description="default: last known good from the ledger")
+    failed_version: str | None = None
+    reason: str = ""
+    actor: str = "unknown"
+    set_search_attributes: bool = True
+
+
+class RollbackResult(_M):
+    workflow_id: str
+    restored_version: str | None
+    retired_version: str | None
+    outcome: Literal["rolled_back", "nothing_to_do", "failed"]
+    reason: str = ""
+
+
+# ---------------------------------------------------------------- activities
+class ValidateInput(_M):
+    spec: DeploymentSpec
+
+
+class ValidateResult(_M):
+    ok: bool
+    violations: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ApplyVersionInput(_M):
+    spec: DeploymentSpec
+    idempotency_key: str
+    initial_weight: int | None = Field(
+        None, description="for a first deployment: route this share immediately"
+    )
+
+
+class ApplyVersionResult(_M):
+    service: str
+    environment: str
+    version: str
+    changed: bool
+    endpoint: str = ""
+    instances: int = 0
+    secret_versions: dict[str, str] = Field(default_factory=dict)
+
+
+class SetTrafficInput(_M):
+    service: str
+    environment: str
+    weights: dict[str, int]
+    idempotency_key: str
+    platform: Literal["local", "kubernetes"] = "local"
+    namespace: str | None = None
+
+
+class SetTrafficResult(_M):
+    weights: dict[str, int]
+    changed: bool
+
+
+class RetireVersionInput(_M):
+    service: str
+    environment: str
+    version: str
+    idempotency_key: str
+    force: bool = Field(False, description="retire even if it still holds traffic")
+    platform: Literal["local", "kubernetes"] = "local"
+    namespace: str | None = None
+
+
+class RetireVersionResult(_M):
+    version: str
+    changed: bool
+
+
+class DescribeInput(_M):
+    service: str
+    environment: str
+    platform: Literal["local", "kubernetes"] = "local"
+    namespace: str | None = None
+
+
+class DescribeResult(_M):
+    exists: bool
+    weights: dict[str, int] = Field(default_factory=dict)
+    versions: list[str] = Field(default_factory=list)
+    healthy: dict[str, bool] = Field(default_factory=dict)
+    endpoint: str = ""
+
+
+class AnalyseInput(_M):
+    service: str
+    environment: str
+    canary_version: str
+    stable_version: str
+    window_start: float
+    window_end: float
+    spec: DeploymentSpec
+    step_index: int
+    interval_index: int
+    run_id: str
+    platform: Literal["local", "kubernetes"] = "local"
+
+
+class LedgerRecordInput(_M):
+    service: str
+    environment: str
+    version: str
+    status: Literal["intent", "in_progress", "promoted", "rolled_back", "aborted", "failed", "retired"]
+    actor: str
+    workflow_id: str
+    strategy: str = ""
+    detail: str = ""
+    spec: DeploymentSpec | None = None
+    idempotency_key: str
+
+
+class LedgerRecordResult(_M):
+    release_id: int
+    changed: bool
+
+
+class LastGoodInput(_M):
+    service: str
+    environment: str
+    exclude_version: str | None = None
+    only_version: str | None = Field(None, description="the latest promoted record of this version")
+
+
+class LastGoodResult(_M):
+    version: str | None = None
+    spec: DeploymentSpec | None = None
+    workflow_id: str | None = None
+
+
+class NoopInput(_M):
+    key: str

@@ -1,0 +1,154 @@
+"""``RollbackWorkflow``: put a service back on its last known good version.
+
+Idempotent from any state: ensures the target version runs (re-applying it
+from its recorded spec when needed), sends it all traffic, retires every other
+version, and records the outcome in the ledger. Started as a child by
+``DeploymentWorkflow`` or directly (``codectl rollback``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import (
+        ApplyVersionInput,
+        ApplyVersionResult,
+        DescribeInput,
+        DescribeResult,
+        LastGoodInput,
+        LastGoodResult,
+        LedgerRecordInput,
+        LedgerRecordResult,
+        RetireVersionInput,
+        RetireVersionResult,
+        RollbackInput,
+        RollbackResult,
+        SetTrafficInput,
+        SetTrafficResult,
+    )
+    from workflows.names import A, SA_OUTCOME
+
+# rollbacks must always finish: retry for a long time, never give up on transient errors
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+    non_retryable_error_types=["SpecError", "UnhealthyVersion", "PolicyViolation"],
+)
+SHORT = timedelta(seconds=30)
+
+
+@workflow.defn(name="RollbackWorkflow")
+class RollbackWorkflow:
+    def __init__(self) -> None:
+        self._phase = "starting"
+
+    @workflow.query
+    def status(self) -> str:
+        return self._phase
+
+    @workflow.run
+    async def run(self, inp: RollbackInput) -> RollbackResult:
+        wid = workflow.info().workflow_id
+        key = f"{wid}:{workflow.info().run_id[:8]}"
+        self._phase = "finding last known good"
+        lkg = await workflow.execute_activity(
+            A.LEDGER_LAST_GOOD,
+            LastGoodInput(service=inp.service, environment=inp.environment,
+                          exclude_version=inp.failed_version if inp.to_version is None else None),
+            result_type=LastGoodResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+        )
+        target = inp.to_version or lkg.version
+        spec = lkg.spec if lkg.version == target else None
+        if target and spec is None:
+            # --to VERSION: look up that version's recorded spec
+            found = await workflow.execute_activity(
+                A.LEDGER_LAST_GOOD,
+                LastGoodInput(service=inp.service, environment=inp.environment, only_version=target),
+                result_type=LastGoodResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+            )
+            spec = found.spec
+        platform = spec.platform if spec else "local"
+        namespace = spec.namespace if spec else None
+        self._phase = "describing platform"
+        state = await workflow.execute_activity(
+            A.PLATFORM_DESCRIBE,
+            DescribeInput(service=inp.service, environment=inp.environment, platform=platform, namespace=namespace),
+            result_type=DescribeResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+        )
+        if target is None:
+            # nothing was ever good: take the failed version out of service, that's all we can do
+            retired = None
+            if inp.failed_version and inp.failed_version in state.versions:
+                await self._retire(inp, inp.failed_version, platform, namespace, key, force=True)
+                retired = inp.failed_version
+            await self._record(inp, inp.failed_version, "rolled_back", key, "no known good version")
+            return self._done(inp, RollbackResult(
+                workflow_id=wid, restored_version=None, retired_version=retired,
+                outcome="nothing_to_do" if retired is None else "rolled_back",
+                reason="no last known good version recorded"))
+        if target not in state.versions or not state.healthy.get(target, False):
+            if spec is None:
+                raise ApplicationError(
+                    f"cannot restore {inp.service} {target}: it is not running and the ledger has no spec for it",
+                    type="RollbackImpossible", non_retryable=True)
+            self._phase = f"starting {target}"
+            await workflow.execute_activity(
+                A.PLATFORM_APPLY,
+                ApplyVersionInput(spec=spec, idempotency_key=f"{key}:apply-{target}", initial_weight=None),
+                result_type=ApplyVersionResult, start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=30), retry_policy=RETRY,
+            )
+        self._phase = f"routing all traffic to {target}"
+        await workflow.execute_activity(
+            A.PLATFORM_TRAFFIC,
+            SetTrafficInput(service=inp.service, environment=inp.environment, weights={target: 100},
+                            idempotency_key=f"{key}:traffic", platform=platform, namespace=namespace),
+            result_type=SetTrafficResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY,
+        )
+        retired_versions = [v for v in state.versions if v != target]
+        for v in retired_versions:
+            self._phase = f"retiring {v}"
+            await self._retire(inp, v, platform, namespace, key)
+        if inp.failed_version and inp.failed_version != target:
+            await self._record(inp, inp.failed_version, "rolled_back", key, inp.reason)
+        await self._record(inp, target, "promoted", key, f"restored by rollback: {inp.reason}", spec=spec)
+        self._phase = "done"
+        retired = inp.failed_version if inp.failed_version in retired_versions else (
+            retired_versions[0] if retired_versions else None)
+        return self._done(inp, RollbackResult(
+            workflow_id=wid, restored_version=target, retired_version=retired, outcome="rolled_back",
+            reason=inp.reason))
+
+    def _done(self, inp: RollbackInput, res: RollbackResult) -> RollbackResult:
+        if inp.set_search_attributes:
+            workflow.upsert_search_attributes([SA_OUTCOME.value_set(res.outcome)])
+        return res
+
+    async def _retire(self, inp: RollbackInput, version: str, platform: str, namespace: str | None,
+                      key: str, force: bool = False) -> None:
+        await workflow.execute_activity(
+            A.PLATFORM_RETIRE,
+            RetireVersionInput(service=inp.service, environment=inp.environment, version=version,
+                               idempotency_key=f"{key}:retire-{version}", platform=platform,  # type: ignore[arg-type]
+                               namespace=namespace, force=force),
+            result_type=RetireVersionResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY,
+        )
+
+    async def _record(self, inp: RollbackInput, version: str | None, status: str, key: str, detail: str,
+                      spec=None) -> None:  # type: ignore[no-untyped-def]
+        if version is None:
+            return
+        await workflow.execute_activity(
+            A.LEDGER_RECORD,
+            LedgerRecordInput(service=inp.service, environment=inp.environment, version=version,
+                              status=status, actor=inp.actor, workflow_id=workflow.info().workflow_id,  # type: ignore[arg-type]
+                              strategy="rollback", detail=detail[:2000], spec=spec,
+                              idempotency_key=f"{key}:ledger-{status}-{version}"),
+            result_type=LedgerRecordResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+        )
