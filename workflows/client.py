@@ -30,3 +30,80 @@ async def connect(address: str, namespace: str = "default", **kwargs: Any) -> An
     return await Client.connect(
         address, namespace=namespace, data_converter=data_converter(), **kwargs
     )
+
+
+def deploy_search_attributes(spec: Any) -> Any:
+    from temporalio.common import TypedSearchAttributes
+
+    from workflows import names
+
+    return TypedSearchAttributes(
+        [
+            names.SA_SERVICE.value_set(spec.service),
+            names.SA_ENVIRONMENT.value_set(spec.environment),
+            names.SA_VERSION.value_set(spec.version),
+            names.SA_STRATEGY.value_set(spec.strategy.type),
+            names.SA_OUTCOME.value_set("running"),
+            names.SA_KIND.value_set("deployment"),
+        ]
+    )
+
+
+def deploy_summary(spec: Any) -> tuple[str, str]:
+    """Static summary/details shown on the run's page in the Web UI."""
+    steps = ""
+    if spec.strategy.canary is not None:
+        steps = " → ".join(s.describe() for s in spec.strategy.canary.steps)
+    summary = f"{spec.strategy.type} {spec.service} {spec.version} to {spec.environment}"
+    details = (
+        f"**service** {spec.service}  \n**environment** {spec.environment}  \n"
+        f"**version** {spec.version}  \n**strategy** {spec.strategy.type}  \n"
+        f"**platform** {spec.platform}  \n**replicas** {spec.replicas}  \n"
+        + (f"**steps** {steps}  \n" if steps else "")
+    )
+    return summary, details
+
+
+async def start_deployment(client: Any, spec: Any, actor: str, task_queue: str, **kwargs: Any) -> Any:
+    """Start DeploymentWorkflow with its readable id, search attributes and summary."""
+    from workflows.models import DeployInput
+
+    summary, details = deploy_summary(spec)
+    return await client.start_workflow(
+        "DeploymentWorkflow",
+        DeployInput(spec=spec, actor=actor),
+        id=spec.workflow_id(),
+        task_queue=task_queue,
+        search_attributes=deploy_search_attributes(spec),
+        static_summary=summary,
+        static_details=details,
+        **kwargs,
+    )
+
+
+async def start_rollback(
+    client: Any, service: str, environment: str, to_version: str | None, actor: str,
+    task_queue: str, reason: str = "manual rollback",
+) -> Any:
+    from temporalio.common import TypedSearchAttributes
+
+    from workflows import names
+    from workflows.models import RollbackInput
+
+    import uuid
+
+    target = to_version or "last-known-good"
+    return await client.start_workflow(
+        "RollbackWorkflow",
+        RollbackInput(service=service, environment=environment, to_version=to_version,
+                      reason=reason, actor=actor),
+        id=f"rollback-{service}-{environment}-to-{target}-{uuid.uuid4().hex[:6]}",
+        task_queue=task_queue,
+        search_attributes=TypedSearchAttributes([
+            names.SA_SERVICE.value_set(service),
+            names.SA_ENVIRONMENT.value_set(environment),
+            names.SA_KIND.value_set("rollback"),
+            names.SA_OUTCOME.value_set("running"),
+        ]),
+        static_summary=f"rollback {service} in {environment} to {target}",
+    )

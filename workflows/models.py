@@ -105,6 +105,8 @@ class RollbackInput(_M):
     reason: str = ""
     actor: str = "unknown"
     set_search_attributes: bool = True
+    platform: Literal["local", "kubernetes"] = "local"
+    namespace: str | None = None
 
 
 class RollbackResult(_M):

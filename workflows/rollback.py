@@ -56,11 +56,22 @@ class RollbackWorkflow:
     async def run(self, inp: RollbackInput) -> RollbackResult:
         wid = workflow.info().workflow_id
         key = f"{wid}:{workflow.info().run_id[:8]}"
+        self._phase = "describing platform"
+        state = await workflow.execute_activity(
+            A.PLATFORM_DESCRIBE,
+            DescribeInput(service=inp.service, environment=inp.environment, platform=inp.platform,
+                          namespace=inp.namespace),
+            result_type=DescribeResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+        )
+        failed = inp.failed_version
+        if failed is None and inp.to_version is None and state.weights:
+            # manual rollback: roll back from whatever serves most traffic now
+            failed = max(sorted(state.weights), key=lambda v: state.weights[v])
         self._phase = "finding last known good"
         lkg = await workflow.execute_activity(
             A.LEDGER_LAST_GOOD,
             LastGoodInput(service=inp.service, environment=inp.environment,
-                          exclude_version=inp.failed_version if inp.to_version is None else None),
+                          exclude_version=failed if inp.to_version is None else None),
             result_type=LastGoodResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
         )
         target = inp.to_version or lkg.version
@@ -73,14 +84,9 @@ class RollbackWorkflow:
                 result_type=LastGoodResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
             )
             spec = found.spec
-        platform = spec.platform if spec else "local"
-        namespace = spec.namespace if spec else None
-        self._phase = "describing platform"
-        state = await workflow.execute_activity(
-            A.PLATFORM_DESCRIBE,
-            DescribeInput(service=inp.service, environment=inp.environment, platform=platform, namespace=namespace),
-            result_type=DescribeResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
-        )
+        platform = spec.platform if spec else inp.platform
+        namespace = spec.namespace if spec else inp.namespace
+        inp = inp.model_copy(update={"failed_version": failed})
         if target is None:
             # nothing was ever good: take the failed version out of service, that's all we can do
             retired = None

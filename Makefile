@@ -1,0 +1,38 @@
+# The two commands a newcomer needs:
+#   make demo   set up and run the demo on the embedded stack
+#   make test   set up and run the whole test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test setup setup-test lint rust-check bench down screenshot
+
+demo: setup
+	$(VENV)/bin/codectl demo
+
+test: setup-test
+	bash scripts/test.sh
+
+setup:
+	bash scripts/setup.sh
+
+setup-test:
+	bash scripts/setup.sh --test
+
+lint: setup-test
+	$(VENV)/bin/ruff check .
+	cd rust_core && cargo fmt --check && cargo clippy -- -D warnings
+
+rust-check:
+	cd rust_core && cargo test -q && cargo clippy -q -- -D warnings
+
+bench: setup-test
+	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_rust_core.py
+	$(PY) bench/bench_load.py
+
+screenshot: setup-test
+	$(PY) scripts/screenshot.py
+
+down:
+	$(VENV)/bin/codectl down

@@ -1,0 +1,60 @@
+"""Regenerate the committed workflow histories under tests/histories/ by running
+each workflow type on the time-skipping server with the in-memory fakes.
+
+Run after an intentional, versioned change to a workflow:
+``python scripts/record_histories.py``. Replay tests then pin the new shape."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from tests.workflows.fakes import FakePlatform  # noqa: E402
+from tests.workflows.test_deployment import spec  # noqa: E402
+from workflows.client import data_converter  # noqa: E402
+from workflows.deployment import DeploymentWorkflow  # noqa: E402
+from workflows.models import DeployInput, RollbackInput  # noqa: E402
+from workflows.rollback import RollbackWorkflow  # noqa: E402
+
+OUT = ROOT / "tests" / "histories"
+
+
+async def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(), test_server_existing_path=shutil.which("temporal-test-server")
+    )
+    fake = FakePlatform(bad_versions={"v3"})
+    tq = f"record-{uuid.uuid4()}"
+    async with env, Worker(env.client, task_queue=tq, workflows=[DeploymentWorkflow, RollbackWorkflow],
+                           activities=fake.activities()):
+        runs = {
+            "deployment_first_release": ("DeploymentWorkflow", DeployInput(spec=spec("v1"), set_search_attributes=False)),
+            "deployment_canary_promoted": ("DeploymentWorkflow", DeployInput(spec=spec("v2"), set_search_attributes=False)),
+            "deployment_canary_rolled_back": ("DeploymentWorkflow", DeployInput(spec=spec("v3"), set_search_attributes=False)),
+            "rollback_manual": ("RollbackWorkflow", RollbackInput(service="shop", environment="prod", to_version="v1",
+                                                                   reason="manual", set_search_attributes=False)),
+        }
+        for name, (wf, arg) in runs.items():
+            handle = await env.client.start_workflow(wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}", task_queue=tq)
+            await handle.result()
+            history = await handle.fetch_history()
+            (OUT / f"{name}.json").write_text(history.to_json())
+            # the child rollback of the failed canary is its own history
+            if name == "deployment_canary_rolled_back":
+                child = env.client.get_workflow_handle("rollback-shop-prod-from-v3")
+                (OUT / "rollback_child.json").write_text((await child.fetch_history()).to_json())
+            print("recorded", name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit tests and clippy, then pytest (which starts
+# every real server it needs). Run through `make test`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+export PATH="$PWD/$VENV/bin:$PATH"
+status=0
+
+echo "== rust_core: cargo test, clippy"
+if (cd rust_core && cargo test -q 2>&1 | tail -5 && cargo clippy -q -- -D warnings); then
+  echo "rust_core: ok"
+else
+  echo "rust_core: FAILED"; status=1
+fi
+
+echo "== pytest"
+python -m pytest -q -ra --durations=15 "$@"
+rc=$?
+if [[ $rc -eq 5 ]]; then echo "pytest collected no tests"; rc=1; fi
+[[ $rc -ne 0 ]] && status=$rc
+exit $status

