@@ -13,8 +13,8 @@ Contract
   (``action=f"release.{status}"``, ``subject=f"{service}/{environment}@{version}"``) in
   the same transaction.
 * ``last_known_good`` returns the most recently promoted release (status ``promoted``,
-  newest ``updated_at``) of a service/environment, excluding ``exclude_version``, with
-  its spec parsed back into a ``DeploymentSpec``.
+  newest ``updated_at``) of a service/environment, excluding ``exclude_version`` (or only
+  ``only_version``), with its spec parsed back into a ``DeploymentSpec``.
 * ``audit(...)`` appends to the chain: ``hash = rust_core.chain_hash(prev_hash, payload)``
   where ``payload`` is the canonical JSON of (seq, ts, actor, action, subject,
   detail_json) and the genesis ``prev_hash`` is ``"0" * 64``. Appends are serialized
@@ -34,16 +34,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import UniqueConstraint, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.errors import CodeError, ServerUnavailable
+from workflows.errors import CodeError
 from workflows.models import LastGoodInput, LastGoodResult, LedgerRecordInput, LedgerRecordResult
 from workflows.names import A
 from workflows.spec import DeploymentSpec
@@ -138,6 +139,9 @@ class SchemaVersion(SQLModel, table=True):
     version: int
 
 
+_MODELS = (Release, LedgerRequest, AuditRecord, AuditHead, SchemaVersion)
+
+
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -160,10 +164,6 @@ def _chain_functions() -> tuple[Callable[[str, str], str], Callable[[list[Any]],
         ) from exc
 
 
-class LedgerUnavailable(ServerUnavailable):
-    """The ledger database cannot be reached."""
-
-
 _UNREACHABLE = (OperationalError, InterfaceError, DisconnectionError)
 
 
@@ -178,6 +178,9 @@ class Ledger:
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            database = make_url(url).database
+            if database and database != ":memory:" and not lazy:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         elif url.startswith("postgresql"):
             kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine: Engine = create_engine(url, **kwargs)
@@ -199,7 +202,7 @@ class Ledger:
     def _migrate(self) -> None:
         SQLModel.metadata.create_all(
             self.engine,
-            tables=[t.__table__ for t in (Release, LedgerRequest, AuditRecord, AuditHead, SchemaVersion)],  # type: ignore[attr-defined]
+            tables=[m.__table__ for m in _MODELS],  # type: ignore[union-attr]
         )
         with Session(self.engine) as s:
             row = s.get(SchemaVersion, 1)
@@ -343,6 +346,8 @@ class Ledger:
             )
             if inp.exclude_version is not None:
                 q = q.where(Release.version != inp.exclude_version)
+            if inp.only_version is not None:
+                q = q.where(Release.version == inp.only_version)
             rel = s.exec(q.order_by(col(Release.updated_at).desc(), col(Release.id).desc())).first()
             if rel is None:
                 return LastGoodResult()

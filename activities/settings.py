@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     platform: Literal["local", "kubernetes"] = "local"
     agent_url: str = "http://127.0.0.1:8270"
     kube_context: str | None = None
+    kube_namespace: str | None = None  # default: the environment name
+    kube_traffic_mode: Literal["gateway", "replicas"] = "gateway"  # replicas = approximate
+    kube_gateway_name: str = "code-gateway"
+    kube_gateway_namespace: str | None = None
     # metrics
     metrics_backend: Literal["router", "prometheus"] = "router"
     prometheus_url: str | None = None

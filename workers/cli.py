@@ -207,8 +207,8 @@ async def follow(client: Any, workflow_id: str, settings: Settings) -> int:
     from workers.progress import render_status
     from workflows.models import DeployResult, DeployStatus
 
-    handle = client.get_workflow_handle(workflow_id)
-    result_task = asyncio.ensure_future(handle.result(result_type=DeployResult))
+    handle = client.get_workflow_handle(workflow_id, result_type=DeployResult)
+    result_task = asyncio.ensure_future(handle.result())
     link = ui_link(settings, workflow_id)
     last: DeployStatus | None = None
     with Live(console=console, refresh_per_second=4, transient=False) as live:
@@ -335,7 +335,7 @@ async def _rollback(service: str, env: str, to: str | None, wait: bool, actor: s
     if not wait:
         return 0
     with console.status("rolling back…"):
-        res = await handle.result(result_type=RollbackResult)
+        res = await client.get_workflow_handle(handle.id, result_type=RollbackResult).result()
     console.print(f"{res.outcome}: restored {res.restored_version or '-'}, retired {res.retired_version or '-'}")
     return 0 if res.outcome in ("rolled_back", "nothing_to_do") else 1
 

@@ -62,6 +62,8 @@ async def router_endpoint(settings: Settings, service: str, env: str) -> str:
 
 async def run_demo(settings: Settings, console: Console) -> int:
     from workers.cli import client_for, follow, load_spec_file, ui_link
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
     from workers.devstack import ensure
     from workflows.client import start_deployment
 
@@ -82,7 +84,11 @@ async def run_demo(settings: Settings, console: Console) -> int:
             spec = load_spec_file(EXAMPLES / name)
             console.rule(title)
             started = time.monotonic()
-            handle = await start_deployment(client, spec, "demo", settings.task_queue)
+            try:
+                handle = await start_deployment(client, spec, "demo", settings.task_queue)
+            except WorkflowAlreadyStartedError:
+                console.print(f"{spec.workflow_id()} is already running; following it")
+                handle = client.get_workflow_handle(spec.workflow_id())
             code = await follow(client, handle.id, settings)
             desc = await handle.describe()
             runs.append({
@@ -105,7 +111,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
 
     results = []
     for run in runs:
-        res = await client.get_workflow_handle(run["id"]).result(result_type=DeployResult)
+        res = await client.get_workflow_handle(run["id"], result_type=DeployResult).result()
         results.append(res)
     table = Table(title="CODE demo summary")
     for col in ("run", "version", "outcome", "seconds", "Web UI"):

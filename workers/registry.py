@@ -12,8 +12,9 @@ from activities.settings import Settings
 def workflows() -> list[type]:
     from workflows.deployment import DeploymentWorkflow
     from workflows.rollback import RollbackWorkflow
+    from workflows.chaos import ChaosExperimentWorkflow  # noqa: I001
 
-    return [DeploymentWorkflow, RollbackWorkflow]
+    return [DeploymentWorkflow, RollbackWorkflow, ChaosExperimentWorkflow, __import__("workflows.soak").soak.SoakTestWorkflow]  # noqa: E501 - soak tests
 
 
 def activities(settings: Settings) -> list[Callable[..., Any]]:
@@ -21,4 +22,6 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
 
     acts: list[Callable[..., Any]] = []
     acts += deploy_activities(settings)
+    acts += __import__("activities.chaos").chaos.chaos_activities(settings)  # chaos experiments
+    acts += __import__("activities.soak").soak.soak_activities(settings)  # soak tests
     return acts

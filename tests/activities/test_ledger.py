@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests.servers are parameter names
 """The ledger against SQLite and a real PostgreSQL 15: every test in this module runs on
 both backends (``ledger_url`` is parametrised). PostgreSQL is started by
 ``tests.servers.postgres_server`` (initdb + postgres on 127.0.0.1, free port)."""
@@ -7,13 +8,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from temporalio.exceptions import ApplicationError
 
 from activities.ledger import GENESIS_HASH, Ledger, LedgerActivities
-from tests.servers import free_port, postgres_server, postgres_url  # noqa: F401
+from tests.servers import free_port, postgres_server, postgres_url  # noqa: F401 - fixtures
 from workflows.models import LastGoodInput, LedgerRecordInput
 from workflows.spec import DeploymentSpec
 
@@ -33,13 +35,14 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 
 
 def spec(version: str, service: str = "web", env: str = "prod") -> DeploymentSpec:
-    return DeploymentSpec(
-        service=service, environment=env, version=version, artifact={"image": f"web:{version}"}
-    )
+    return DeploymentSpec.model_validate(
+        {"service": service, "environment": env, "version": version,
+         "artifact": {"image": f"web:{version}"}}
+    )  # fmt: skip
 
 
-def rec(version: str, status: str, key: str, **kw) -> LedgerRecordInput:
-    base = dict(
+def rec(version: str, status: str, key: str, **kw: Any) -> LedgerRecordInput:
+    base: dict[str, Any] = dict(
         service="web",
         environment="prod",
         version=version,
@@ -67,6 +70,12 @@ def test_schema_created_on_start_and_reopen_is_harmless(ledger_url: str) -> None
     with b.engine.connect() as c:
         assert c.execute(text("SELECT version FROM code_schema_version")).scalar() == 1
     b.close()
+
+
+def test_sqlite_parent_directory_created(tmp_path) -> None:
+    led = Ledger(f"sqlite:///{tmp_path / 'new' / 'state' / 'ledger.db'}")
+    assert (tmp_path / "new" / "state" / "ledger.db").exists()
+    led.close()
 
 
 def test_record_is_idempotent_on_key(ledger: Ledger) -> None:
@@ -105,7 +114,9 @@ def test_last_known_good(ledger: Ledger) -> None:
     deploy(ledger, "v1")
     deploy(ledger, "v2")
     deploy(ledger, "v3", final="rolled_back")
-    ledger.record(rec("v9", "promoted", "stg", environment="staging", spec=spec("v9", env="staging")))
+    ledger.record(
+        rec("v9", "promoted", "stg", environment="staging", spec=spec("v9", env="staging"))
+    )
 
     got = ledger.last_known_good(LastGoodInput(service="web", environment="prod"))
     assert got.version == "v2" and got.workflow_id == "deploy-web-prod-v2"
@@ -115,6 +126,12 @@ def test_last_known_good(ledger: Ledger) -> None:
     )
     assert got.version == "v1"
     assert ledger.last_known_good(LastGoodInput(service="api", environment="prod")).version is None
+    only = ledger.last_known_good(
+        LastGoodInput(service="web", environment="prod", only_version="v1")
+    )
+    assert only.version == "v1" and only.spec == spec("v1")
+    none = LastGoodInput(service="web", environment="prod", only_version="v3")  # rolled back
+    assert ledger.last_known_good(none).version is None
     # re-promoting v1 later makes it the newest good one
     ledger.record(rec("v1", "promoted", "v1-again", workflow_id="rollback-web-prod-1"))
     assert ledger.last_known_good(LastGoodInput(service="web", environment="prod")).version == "v1"
@@ -208,7 +225,9 @@ async def test_activities_record_and_last_good(ledger: Ledger) -> None:
     assert got.version == "v1"
 
 
-async def test_unreachable_database_is_retryable_ledger_unavailable(ledger_url: str, tmp_path) -> None:
+async def test_unreachable_database_is_retryable_ledger_unavailable(
+    ledger_url: str, tmp_path
+) -> None:
     if ledger_url.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
     else:

@@ -99,14 +99,14 @@ class FakePlatform:
 
         @activity.defn(name=A.LEDGER_LAST_GOOD)
         async def last_good(inp: LastGoodInput) -> LastGoodResult:
-            for r in reversed(p.releases):
-                if r.status != "promoted":
-                    continue
+            latest: dict[str, LedgerRecordInput] = {}
+            for r in p.releases:  # the latest status of each version wins
+                latest[r.version] = r
+            promoted = [r for r in p.releases if r.status == "promoted" and latest[r.version].status == "promoted"]
+            for r in reversed(promoted):
                 if inp.only_version and r.version != inp.only_version:
                     continue
                 if inp.exclude_version and r.version == inp.exclude_version:
-                    continue
-                if any(x.version == r.version and x.status == "rolled_back" and p.releases.index(x) > p.releases.index(r) for x in p.releases):
                     continue
                 return LastGoodResult(version=r.version, spec=r.spec, workflow_id=r.workflow_id)
             return LastGoodResult()

@@ -26,10 +26,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m workers.agent", description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     p.add_argument("--port", type=int, default=8270)
-    p.add_argument("--state-dir", type=Path, default=None,
-                   help="where state.json, ops.jsonl and instance logs go (default: $CODE_STATE_DIR/agent)")
-    p.add_argument("--upstream-timeout", type=float, default=10.0,
-                   help="seconds the router waits for an instance before answering 504")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where state.json, ops.jsonl and instance logs go (default: $CODE_STATE_DIR/agent)",
+    )
+    p.add_argument(
+        "--upstream-timeout",
+        type=float,
+        default=10.0,
+        help="seconds the router waits for an instance before answering 504",
+    )
     args = p.parse_args(argv)
     if args.state_dir is None:
         args.state_dir = default_state_dir() / "agent"
@@ -43,8 +51,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    agent = Agent(args.state_dir.resolve(), url=f"http://{args.host}:{args.port}",
-                  upstream_timeout=args.upstream_timeout)
+    agent = Agent(
+        args.state_dir.resolve(),
+        url=f"http://{args.host}:{args.port}",
+        upstream_timeout=args.upstream_timeout,
+    )
     runner = web.AppRunner(make_app(agent), access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
@@ -56,11 +67,16 @@ async def _serve(args: argparse.Namespace) -> None:
         try:
             await site.start()
         except OSError as exc:
-            print(f"agent: cannot listen on {args.host}:{args.port}: {exc.strerror}; "
-                  "is another agent running? use --port", file=sys.stderr)
+            print(
+                f"agent: cannot listen on {args.host}:{args.port}: {exc.strerror}; "
+                "is another agent running? use --port",
+                file=sys.stderr,
+            )
             raise SystemExit(3) from None
-        print(f"agent: listening on http://{args.host}:{args.port} (state {args.state_dir})",
-              flush=True)
+        print(
+            f"agent: listening on http://{args.host}:{args.port} (state {args.state_dir})",
+            flush=True,
+        )
         await stop.wait()
     finally:
         await runner.cleanup()  # stops routers and every child process

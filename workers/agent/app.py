@@ -71,8 +71,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
     agent.metrics.refresh(agent.services.values())
-    return web.Response(body=agent.metrics.render(),
-                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    return web.Response(
+        body=agent.metrics.render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
 
 
 async def ops(request: web.Request) -> web.Response:
@@ -80,10 +82,12 @@ async def ops(request: web.Request) -> web.Response:
 
 
 async def list_services(request: web.Request) -> web.Response:
-    return web.json_response([
-        {"service": s.service, "environment": s.environment}
-        for s in request.app[AGENT].services.values()
-    ])
+    return web.json_response(
+        [
+            {"service": s.service, "environment": s.environment}
+            for s in request.app[AGENT].services.values()
+        ]
+    )
 
 
 async def get_service(request: web.Request) -> web.Response:
@@ -105,8 +109,11 @@ def _version_spec(body: dict[str, Any]) -> VersionSpec:
     if not path.startswith("/"):
         raise AgentError(400, "bad_request", "health_path must start with /")
     return VersionSpec(
-        command=command, workdir=body.get("workdir") or None,
-        env={str(k): str(v) for k, v in env.items()}, replicas=replicas, health_path=path,
+        command=command,
+        workdir=body.get("workdir") or None,
+        env={str(k): str(v) for k, v in env.items()},
+        replicas=replicas,
+        health_path=path,
         health_timeout_s=float(body.get("health_timeout_s") or 30.0),
     )
 
@@ -119,8 +126,9 @@ async def put_version(request: web.Request) -> web.Response:
         raise AgentError(400, "bad_request", "initial_weight must be an integer 0..100 or null")
     if rp is not None and (not isinstance(rp, int) or not 1 <= rp <= 65535):
         raise AgentError(400, "bad_request", "router_port must be a port number")
-    result = await agent.apply(s, e, request.match_info["v"], _version_spec(body),
-                               body.get("idempotency_key"), iw, rp)
+    result = await agent.apply(
+        s, e, request.match_info["v"], _version_spec(body), body.get("idempotency_key"), iw, rp
+    )
     return web.json_response(result)
 
 
@@ -135,7 +143,8 @@ async def put_traffic(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
     body = await _body(request)
     return web.json_response(
-        await agent.set_traffic(s, e, body.get("weights"), body.get("idempotency_key")))
+        await agent.set_traffic(s, e, body.get("weights"), body.get("idempotency_key"))
+    )
 
 
 def _float_q(request: web.Request, name: str, default: float) -> float:
@@ -154,8 +163,14 @@ async def samples(request: web.Request) -> web.Response:
     now = time.time()
     since = _float_q(request, "since", now - 60.0)
     until = _float_q(request, "until", now)
-    return web.json_response({"now": now, "since": since, "until": until,
-                              "versions": svc.router.samples.window(since, until)})
+    return web.json_response(
+        {
+            "now": now,
+            "since": since,
+            "until": until,
+            "versions": svc.router.samples.window(since, until),
+        }
+    )
 
 
 async def post_fault(request: web.Request) -> web.Response:
@@ -171,8 +186,11 @@ async def get_faults(request: web.Request) -> web.Response:
 
 async def delete_fault(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
-    return web.json_response(chaosops.remove_fault(
-        agent, s, e, request.match_info["id"], request.query.get("idempotency_key")))
+    return web.json_response(
+        chaosops.remove_fault(
+            agent, s, e, request.match_info["id"], request.query.get("idempotency_key")
+        )
+    )
 
 
 async def post_signal(request: web.Request) -> web.Response:
@@ -182,16 +200,25 @@ async def post_signal(request: web.Request) -> web.Response:
         index = int(request.match_info["i"])
     except ValueError:
         raise AgentError(400, "bad_request", "instance index must be an integer") from None
-    return web.json_response(await chaosops.signal_instance(
-        agent, s, e, request.match_info["v"], index, str(body.get("signal", "")),
-        body.get("idempotency_key")))
+    return web.json_response(
+        await chaosops.signal_instance(
+            agent,
+            s,
+            e,
+            request.match_info["v"],
+            index,
+            str(body.get("signal", "")),
+            body.get("idempotency_key"),
+        )
+    )
 
 
 async def post_restore(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
     body = await _body(request)
-    return web.json_response(await chaosops.restore(
-        agent, s, e, request.match_info["v"], body.get("idempotency_key")))
+    return web.json_response(
+        await chaosops.restore(agent, s, e, request.match_info["v"], body.get("idempotency_key"))
+    )
 
 
 async def get_resources(request: web.Request) -> web.Response:

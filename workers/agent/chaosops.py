@@ -22,11 +22,21 @@ from workers.agent.faults import FaultSpec
 def add_fault(agent: Agent, service: str, env: str, spec: FaultSpec) -> dict[str, Any]:
     svc = agent.get(service, env)
     if spec.version is not None and spec.version not in svc.versions:
-        raise AgentError(409, "unknown_version",
-                         f"{service}/{env} has no running version {spec.version} to inject into")
+        raise AgentError(
+            409,
+            "unknown_version",
+            f"{service}/{env} has no running version {spec.version} to inject into",
+        )
     fault, changed = svc.router.faults.add(spec)
-    agent.record("fault_add", svc, spec.version, spec.idempotency_key, changed,
-                 fault_id=fault.id, kind=fault.kind)
+    agent.record(
+        "fault_add",
+        svc,
+        spec.version,
+        spec.idempotency_key,
+        changed,
+        fault_id=fault.id,
+        kind=fault.kind,
+    )
     return {"id": fault.id, "changed": changed, "fault": fault.model_dump()}
 
 
@@ -34,8 +44,9 @@ def list_faults(agent: Agent, service: str, env: str) -> list[dict[str, Any]]:
     return [f.model_dump() for f in agent.get(service, env).router.faults.list()]
 
 
-def remove_fault(agent: Agent, service: str, env: str, fault_id: str,
-                 key: str | None = None) -> dict[str, Any]:
+def remove_fault(
+    agent: Agent, service: str, env: str, fault_id: str, key: str | None = None
+) -> dict[str, Any]:
     svc = agent.services.get((service, env))
     if svc is None:
         return {"id": fault_id, "changed": False}
@@ -44,8 +55,15 @@ def remove_fault(agent: Agent, service: str, env: str, fault_id: str,
     return {"id": fault_id, "changed": changed}
 
 
-async def signal_instance(agent: Agent, service: str, env: str, version: str, index: int,
-                          name: str, key: str | None = None) -> dict[str, Any]:
+async def signal_instance(
+    agent: Agent,
+    service: str,
+    env: str,
+    version: str,
+    index: int,
+    name: str,
+    key: str | None = None,
+) -> dict[str, Any]:
     name = name.upper().removeprefix("SIG")
     if name not in im.SIGNALS:
         raise AgentError(400, "bad_request", f"signal must be one of {', '.join(im.SIGNALS)}")
@@ -53,9 +71,12 @@ async def signal_instance(agent: Agent, service: str, env: str, version: str, in
     ver = agent.version(service, env, version)
     inst = next((i for i in ver.instances if i.index == index), None)
     if inst is None:
-        raise AgentError(404, "not_found",
-                         f"{service}/{env} version {version} has no instance {index} "
-                         f"(instances 0..{len(ver.instances) - 1})")
+        raise AgentError(
+            404,
+            "not_found",
+            f"{service}/{env} version {version} has no instance {index} "
+            f"(instances 0..{len(ver.instances) - 1})",
+        )
     was_alive = inst.alive
     im.send_signal(inst, name)
     if name in ("KILL", "TERM"):
@@ -84,8 +105,9 @@ def _port_free(port: int) -> bool:
     return True
 
 
-async def restore(agent: Agent, service: str, env: str, version: str,
-                  key: str | None = None) -> dict[str, Any]:
+async def restore(
+    agent: Agent, service: str, env: str, version: str, key: str | None = None
+) -> dict[str, Any]:
     svc = agent.get(service, env)
     async with svc.lock:
         ver = agent.version(service, env, version)
@@ -98,30 +120,53 @@ async def restore(agent: Agent, service: str, env: str, version: str,
             for inst in dead:
                 await im.stop_instance(inst, grace=0.1)  # reap / clean the process group
             restarted = await agent._start_healthy(
-                svc, version, ver.spec, [i.index for i in dead],
+                svc,
+                version,
+                ver.spec,
+                [i.index for i in dead],
                 [i.port if _port_free(i.port) else None for i in dead],
             )
             by_index = {i.index: i for i in restarted}
             ver.instances = [by_index.get(i.index, i) for i in ver.instances]
         deadline = time.monotonic() + ver.spec.health_timeout_s
-        reasons = await asyncio.gather(*(
-            im.wait_healthy(agent.session, i, ver.spec.health_path, deadline)
-            for i in ver.instances if not i.healthy
-        ))
+        reasons = await asyncio.gather(
+            *(
+                im.wait_healthy(agent.session, i, ver.spec.health_path, deadline)
+                for i in ver.instances
+                if not i.healthy
+            )
+        )
         bad = [r for r in reasons if r]
         changed = bool(dead or stopped)
-        agent.record("restore", svc, version, key, changed,
-                     restarted=[i.index for i in restarted], continued=[i.index for i in stopped])
+        agent.record(
+            "restore",
+            svc,
+            version,
+            key,
+            changed,
+            restarted=[i.index for i in restarted],
+            continued=[i.index for i in stopped],
+        )
         if bad:
-            raise AgentError(422, "unhealthy",
-                             f"{service}/{env} version {version} is not healthy after restore: "
-                             + "; ".join(bad))
-        return {"changed": changed, "restarted": [i.index for i in restarted],
-                "continued": [i.index for i in stopped],
-                "instances": [i.describe() for i in ver.instances]}
+            raise AgentError(
+                422,
+                "unhealthy",
+                f"{service}/{env} version {version} is not healthy after restore: "
+                + "; ".join(bad),
+            )
+        return {
+            "changed": changed,
+            "restarted": [i.index for i in restarted],
+            "continued": [i.index for i in stopped],
+            "instances": [i.describe() for i in ver.instances],
+        }
 
 
 def resources(agent: Agent, service: str, env: str, version: str) -> dict[str, Any]:
     ver = agent.version(service, env, version)
-    return {"service": service, "environment": env, "version": version,
-            "instances": [i.resources() for i in ver.instances]}
+    return {
+        "service": service,
+        "environment": env,
+        "version": version,
+        "instances": [i.resources() for i in ver.instances],
+    }

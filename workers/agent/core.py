@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,67 +22,10 @@ import aiohttp
 
 from workers.agent import instances as im
 from workers.agent.metrics import Metrics
+from workers.agent.model import AgentError, Service, Version, VersionSpec
 from workers.agent.router import Router
 
-
-class AgentError(Exception):
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
-
-
-@dataclass
-class VersionSpec:
-    command: list[str]
-    workdir: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    replicas: int = 1
-    health_path: str = "/healthz"
-    health_timeout_s: float = 30.0
-
-    def hash(self) -> str:
-        ident = {k: v for k, v in self.__dict__.items() if k != "health_timeout_s"}
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass
-class Version:
-    name: str
-    spec: VersionSpec
-    spec_hash: str
-    instances: list[im.Instance]
-
-    def status(self) -> str:
-        healthy = sum(1 for i in self.instances if i.healthy and i.alive)
-        if healthy == len(self.instances):
-            return "running"
-        return "degraded" if healthy else "down"
-
-
-@dataclass
-class Service:
-    service: str
-    environment: str
-    router: Router
-    weights: dict[str, int] = field(default_factory=dict)
-    versions: dict[str, Version] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "environment": self.environment,
-            "endpoint": self.router.endpoint,
-            "weights": dict(self.weights),
-            "versions": {
-                name: {
-                    "status": v.status(),
-                    "spec_hash": v.spec_hash,
-                    "instances": [i.describe() for i in v.instances],
-                }
-                for name, v in self.versions.items()
-            },
-        }
+__all__ = ["Agent", "AgentError", "VersionSpec"]
 
 
 class Agent:
@@ -122,8 +63,12 @@ class Agent:
         for svc in self.services.values():
             await svc.router.stop()
         await asyncio.gather(
-            *(im.stop_instance(i) for s in self.services.values()
-              for v in s.versions.values() for i in v.instances),
+            *(
+                im.stop_instance(i)
+                for s in self.services.values()
+                for v in s.versions.values()
+                for i in v.instances
+            ),
             return_exceptions=True,
         )
         for svc in self.services.values():
@@ -142,14 +87,18 @@ class Agent:
     def get(self, service: str, env: str) -> Service:
         svc = self.services.get((service, env))
         if svc is None:
-            raise AgentError(404, "not_found", f"service {service}/{env} is not deployed on this agent")
+            raise AgentError(
+                404, "not_found", f"service {service}/{env} is not deployed on this agent"
+            )
         return svc
 
     def version(self, service: str, env: str, version: str) -> Version:
         svc = self.get(service, env)
         ver = svc.versions.get(version)
         if ver is None:
-            raise AgentError(404, "not_found", f"version {version} of {service}/{env} is not running")
+            raise AgentError(
+                404, "not_found", f"version {version} of {service}/{env} is not running"
+            )
         return ver
 
     async def _service(self, service: str, env: str, router_port: int | None) -> Service:
@@ -158,8 +107,12 @@ class Agent:
             if svc is not None:
                 return svc
             router = Router(
-                service, env, lambda: self._targets(service, env), self.session,
-                self.metrics, self.upstream_timeout,
+                service,
+                env,
+                lambda: self._targets(service, env),
+                self.session,
+                self.metrics,
+                self.upstream_timeout,
             )
             candidates = [p for p in (router_port, self._known_ports.get(f"{service}/{env}")) if p]
             for port in [*candidates, 0]:
@@ -169,7 +122,8 @@ class Agent:
                 except OSError:
                     if port and port == router_port:
                         raise AgentError(
-                            409, "port_in_use",
+                            409,
+                            "port_in_use",
                             f"router port {port} for {service}/{env} is busy; omit router_port",
                         ) from None
             svc = Service(service, env, router)
@@ -180,12 +134,24 @@ class Agent:
         svc = self.services[(service, env)]
         return {n: (svc.weights.get(n, 0), v.instances) for n, v in svc.versions.items()}
 
-    def record(self, op: str, svc: Service, version: str | None, key: str | None,
-               changed: bool, **extra: Any) -> None:
+    def record(
+        self,
+        op: str,
+        svc: Service,
+        version: str | None,
+        key: str | None,
+        changed: bool,
+        **extra: Any,
+    ) -> None:
         entry = {
-            "ts": time.time(), "op": op, "service": svc.service,
-            "environment": svc.environment, "version": version,
-            "idempotency_key": key, "changed": changed, **extra,
+            "ts": time.time(),
+            "op": op,
+            "service": svc.service,
+            "environment": svc.environment,
+            "version": version,
+            "idempotency_key": key,
+            "changed": changed,
+            **extra,
         }
         self.journal.append(entry)
         with contextlib.suppress(OSError), open(self.state_dir / "ops.jsonl", "a") as f:
@@ -194,11 +160,16 @@ class Agent:
 
     def persist(self, running: bool = True) -> None:
         state = {
-            "agent": {"url": self.url, "pid": os.getpid(), "running": running,
-                      "updated_at": time.time()},
+            "agent": {
+                "url": self.url,
+                "pid": os.getpid(),
+                "running": running,
+                "updated_at": time.time(),
+            },
             "services": {
                 f"{s.service}/{s.environment}": {
-                    **s.describe(), "router_port": s.router.port,
+                    **s.describe(),
+                    "router_port": s.router.port,
                     "specs": {n: v.spec.__dict__ for n, v in s.versions.items()},
                 }
                 for s in self.services.values()
@@ -209,17 +180,30 @@ class Agent:
             tmp.write_text(json.dumps(state, indent=2))
             os.replace(tmp, self.state_dir / "state.json")
 
-    async def _start_healthy(self, svc: Service, name: str, spec: VersionSpec,
-                             indices: list[int], ports: list[int | None]) -> list[im.Instance]:
+    async def _start_healthy(
+        self,
+        svc: Service,
+        name: str,
+        spec: VersionSpec,
+        indices: list[int],
+        ports: list[int | None],
+    ) -> list[im.Instance]:
         """Start instances and wait for health; on failure stop them and raise 422."""
         insts: list[im.Instance] = []
         try:
             for idx, port in zip(indices, ports, strict=True):
-                insts.append(await im.start_instance(
-                    index=idx, command=spec.command, workdir=spec.workdir, env=spec.env,
-                    version=name, log_dir=self.state_dir / "logs",
-                    log_name=f"{svc.service}-{svc.environment}-{name}", port=port,
-                ))
+                insts.append(
+                    await im.start_instance(
+                        index=idx,
+                        command=spec.command,
+                        workdir=spec.workdir,
+                        env=spec.env,
+                        version=name,
+                        log_dir=self.state_dir / "logs",
+                        log_name=f"{svc.service}-{svc.environment}-{name}",
+                        port=port,
+                    )
+                )
             deadline = time.monotonic() + spec.health_timeout_s
             reasons = await asyncio.gather(
                 *(im.wait_healthy(self.session, i, spec.health_path, deadline) for i in insts)
@@ -231,7 +215,8 @@ class Agent:
         if bad:
             await asyncio.gather(*(im.stop_instance(i) for i in insts), return_exceptions=True)
             raise AgentError(
-                422, "unhealthy",
+                422,
+                "unhealthy",
                 f"{svc.service}/{svc.environment} version {name} did not become healthy within "
                 f"{spec.health_timeout_s:g}s: {'; '.join(bad)}. Its processes were stopped; "
                 "fix the version (or its health check) and apply again.",
@@ -239,10 +224,20 @@ class Agent:
         return insts
 
     # ------------------------------------------------------------ operations
-    async def apply(self, service: str, env: str, name: str, spec: VersionSpec, key: str | None,
-                    initial_weight: int | None, router_port: int | None) -> dict[str, Any]:
+    async def apply(
+        self,
+        service: str,
+        env: str,
+        name: str,
+        spec: VersionSpec,
+        key: str | None,
+        initial_weight: int | None,
+        router_port: int | None,
+    ) -> dict[str, Any]:
         if spec.workdir and not Path(spec.workdir).is_dir():
-            raise AgentError(400, "bad_request", f"workdir {spec.workdir} does not exist on the agent host")
+            raise AgentError(
+                400, "bad_request", f"workdir {spec.workdir} does not exist on the agent host"
+            )
         created = (service, env) not in self.services
         svc = await self._service(service, env, router_port)
         async with svc.lock:
@@ -254,7 +249,8 @@ class Agent:
             else:
                 try:
                     insts = await self._start_healthy(
-                        svc, name, spec, list(range(spec.replicas)), [None] * spec.replicas)
+                        svc, name, spec, list(range(spec.replicas)), [None] * spec.replicas
+                    )
                 except AgentError:
                     if created and not svc.versions:
                         await svc.router.stop()
@@ -271,8 +267,9 @@ class Agent:
             self.record("apply", svc, name, key, changed, spec_hash=h)
             return {"changed": changed, **svc.describe()}
 
-    async def retire(self, service: str, env: str, name: str, force: bool,
-                     key: str | None) -> dict[str, Any]:
+    async def retire(
+        self, service: str, env: str, name: str, force: bool, key: str | None
+    ) -> dict[str, Any]:
         svc = self.services.get((service, env))
         if svc is None:
             return {"changed": False, "version": name}
@@ -284,38 +281,57 @@ class Agent:
                 return {"changed": False, "version": name, **svc.describe()}
             if svc.weights.get(name, 0) > 0 and not force:
                 raise AgentError(
-                    409, "has_traffic",
+                    409,
+                    "has_traffic",
                     f"version {name} of {service}/{env} still receives {svc.weights[name]}% of "
                     "traffic; move traffic away first (PUT .../traffic) or retire with ?force=1",
                 )
             svc.weights.pop(name, None)
             svc.versions.pop(name, None)
-            await asyncio.gather(*(im.stop_instance(i) for i in ver.instances), return_exceptions=True)
+            await asyncio.gather(
+                *(im.stop_instance(i) for i in ver.instances), return_exceptions=True
+            )
             self.record("retire", svc, name, key, True)
             return {"changed": True, "version": name, **svc.describe()}
 
-    async def set_traffic(self, service: str, env: str, weights: Any,
-                          key: str | None) -> dict[str, Any]:
+    async def set_traffic(
+        self, service: str, env: str, weights: Any, key: str | None
+    ) -> dict[str, Any]:
         svc = self.get(service, env)
-        if (not isinstance(weights, dict) or not weights
-                or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 0
-                           for w in weights.values())):
-            raise AgentError(400, "bad_request", "weights must be a non-empty map of version -> integer >= 0")
+        if (
+            not isinstance(weights, dict)
+            or not weights
+            or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights.values()
+            )
+        ):
+            raise AgentError(
+                400, "bad_request", "weights must be a non-empty map of version -> integer >= 0"
+            )
         if sum(weights.values()) != 100:
-            raise AgentError(400, "bad_request", f"weights must sum to 100, got {sum(weights.values())}: {weights}")
+            raise AgentError(
+                400,
+                "bad_request",
+                f"weights must sum to 100, got {sum(weights.values())}: {weights}",
+            )
         async with svc.lock:
             unknown = sorted(v for v in weights if v not in svc.versions)
             if unknown:
                 raise AgentError(
-                    409, "unknown_version",
+                    409,
+                    "unknown_version",
                     f"{service}/{env} has no running version(s) {', '.join(unknown)} "
                     f"(running: {', '.join(sorted(svc.versions)) or 'none'}); apply them first",
                 )
-            sick = sorted(v for v, w in weights.items()
-                          if w > 0 and not any(i.healthy and i.alive for i in svc.versions[v].instances))
+            sick = sorted(
+                v
+                for v, w in weights.items()
+                if w > 0 and not any(i.healthy and i.alive for i in svc.versions[v].instances)
+            )
             if sick:
                 raise AgentError(
-                    422, "unhealthy",
+                    422,
+                    "unhealthy",
                     f"{service}/{env} version(s) {', '.join(sick)} have no healthy instance; "
                     "restore or re-apply them before sending traffic",
                 )
@@ -333,11 +349,14 @@ class Agent:
                 checks = [
                     (i, v.spec.health_path)
                     for s in list(self.services.values())
-                    for v in list(s.versions.values()) for i in v.instances
+                    for v in list(s.versions.values())
+                    for i in v.instances
                 ]
                 results = await asyncio.gather(
-                    *(im.probe(self.session, i, p, timeout=0.9) if i.alive else _false()
-                      for i, p in checks)
+                    *(
+                        im.probe(self.session, i, p, timeout=0.9) if i.alive else _false()
+                        for i, p in checks
+                    )
                 )
                 for (inst, _), ok in zip(checks, results, strict=True):
                     inst.healthy = bool(ok) and inst.alive

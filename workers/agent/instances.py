@@ -35,9 +35,13 @@ _LAUNCHER = (
     "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
     "except Exception:\n"
     "    pass\n"
-    "if os.getppid() != int(os.environ.pop('CODE_AGENT_PID', '0') or os.getppid()):\n"
+    "if os.getppid() != int(os.environ.pop('CODE_AGENT_PID', '') or os.getppid()):\n"
     "    sys.exit(1)\n"
-    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "try:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "except OSError as exc:\n"
+    "    print(f'cannot run {sys.argv[1]!r}: {exc.strerror}', file=sys.stderr)\n"
+    "    sys.exit(127)\n"
 )
 
 SIGNALS = {
@@ -60,6 +64,7 @@ class Instance:
     port: int
     proc: asyncio.subprocess.Process
     log_path: Path
+    log_offset: int = 0
     healthy: bool = False
     started_at: float = field(default_factory=time.time)
     _ps: psutil.Process | None = None
@@ -134,7 +139,10 @@ class Instance:
 
 
 def resolve_command(command: list[str]) -> list[str]:
-    return [sys.executable if part == "{python}" else part.replace("{python}", sys.executable) for part in command]
+    return [
+        sys.executable if part == "{python}" else part.replace("{python}", sys.executable)
+        for part in command
+    ]
 
 
 async def start_instance(
@@ -159,6 +167,7 @@ async def start_instance(
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     argv = [sys.executable, "-c", _LAUNCHER, *resolve_command(command)]
     with open(log_path, "ab") as log:
+        offset = log.tell()
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=workdir or None,
@@ -168,7 +177,7 @@ async def start_instance(
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
-    return Instance(index=index, port=port, proc=proc, log_path=log_path)
+    return Instance(index=index, port=port, proc=proc, log_path=log_path, log_offset=offset)
 
 
 def send_signal(inst: Instance, name: str) -> None:
@@ -212,7 +221,7 @@ async def probe(session: aiohttp.ClientSession, inst: Instance, path: str, timeo
 
 def log_tail(inst: Instance, limit: int = 600) -> str:
     try:
-        data = inst.log_path.read_bytes()[-limit:]
+        data = inst.log_path.read_bytes()[inst.log_offset :][-limit:]
     except OSError:
         return ""
     return data.decode(errors="replace").strip()

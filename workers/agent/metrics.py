@@ -37,16 +37,22 @@ class Metrics:
             registry=self.registry,
         )
         self.weight = Gauge(
-            "code_router_weight", "Traffic weight (percent) per version", base,
+            "code_router_weight",
+            "Traffic weight (percent) per version",
+            base,
             registry=self.registry,
         )
         self.up = Gauge(
-            "code_instance_up", "1 when the instance passes its health check",
-            [*base, "instance"], registry=self.registry,
+            "code_instance_up",
+            "1 when the instance passes its health check",
+            [*base, "instance"],
+            registry=self.registry,
         )
         self.rss = Gauge(
-            "code_instance_rss_bytes", "Resident memory of the instance process",
-            [*base, "instance"], registry=self.registry,
+            "code_instance_rss_bytes",
+            "Resident memory of the instance process",
+            [*base, "instance"],
+            registry=self.registry,
         )
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
 

@@ -22,13 +22,22 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from workers.agent.faults import FaultSet
 from workers.agent.metrics import Metrics
 
 HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
 }
 VERSION_HEADER = "X-Code-Version"
 
@@ -130,7 +139,7 @@ class Router:
             await self._runner.cleanup()
             self._runner = None
 
-    def _choose(self) -> tuple[str | None, Any | None]:
+    def _choose(self) -> tuple[str | None, Any]:
         targets = self._targets()
         weights = {v: w for v, (w, insts) in targets.items() if w > 0 and insts}
         eligible = {
@@ -156,8 +165,11 @@ class Router:
         if version is None:
             self._metrics.observe(self.service, self.environment, "none", 503, 0.0)
             return web.json_response(
-                {"error": "no_version", "detail": f"{self.service}/{self.environment} has no "
-                 "version with traffic weight; set traffic with PUT .../traffic"},
+                {
+                    "error": "no_version",
+                    "detail": f"{self.service}/{self.environment} has no "
+                    "version with traffic weight; set traffic with PUT .../traffic",
+                },
                 status=503,
             )
         if self.faults:
@@ -167,17 +179,22 @@ class Router:
             if status is not None:
                 self._record(version, status, started)
                 return web.json_response(
-                    {"error": "injected_fault", "version": version}, status=status,
+                    {"error": "injected_fault", "version": version},
+                    status=status,
                     headers={VERSION_HEADER: version},
                 )
         headers = CIMultiDict(
             (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
         )
-        url = inst.url + request.rel_url.path_qs
+        url = URL(inst.url + request.raw_path, encoded=True)  # forward the path exactly as sent
         try:
             async with self._session.request(
-                request.method, url, headers=headers, data=body or None,
-                allow_redirects=False, timeout=self._timeout,
+                request.method,
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=self._timeout,
             ) as resp:
                 payload = await resp.read()
                 out_headers = CIMultiDict(
@@ -193,5 +210,6 @@ class Router:
         self._record(version, status, started)
         return web.json_response(
             {"error": "upstream", "detail": detail, "version": version, "instance": inst.index},
-            status=status, headers={VERSION_HEADER: version},
+            status=status,
+            headers={VERSION_HEADER: version},
         )

@@ -1,0 +1,227 @@
+"""Activities of ``ChaosExperimentWorkflow``: discover targets, inject and revert
+catalogued faults, run explicit rollbacks, probe the steady state, store the
+journal and report.
+
+Every mutation is idempotent (the key is workflow id + action + target):
+inject twice finds the fault in place, revert twice finds it gone. The inject
+activity re-checks protected services/environments (defence in depth) and
+the probe activity re-checks that the URL is loopback. Platform failures are
+raised as ``ApplicationError(type=<class name>, non_retryable=not retryable)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.settings import Settings
+from chaos.blast import merge_protected, protection_problems
+from chaos.catalogue import CATALOGUE
+from chaos.messages import (
+    DiscoverInput,
+    DiscoverResult,
+    InjectInput,
+    InjectResult,
+    ProbeInput,
+    ProbeRecord,
+    ProbeResult,
+    ReportInput,
+    ReportResult,
+    RevertInput,
+    RevertResult,
+    RollbackInput,
+)
+from chaos.model import Protected
+from chaos.report import render_markdown
+from chaos.tolerance import Observation, evaluate, loopback_problem
+from workflows.chaos import CA
+from workflows.errors import CodeError
+
+T = TypeVar("T")
+
+
+def _app_error(exc: BaseException, what: str) -> ApplicationError:
+    if isinstance(exc, ApplicationError):
+        return exc
+    retryable = bool(getattr(exc, "retryable", True))
+    if isinstance(exc, CodeError) and not hasattr(exc, "retryable"):
+        retryable = False
+    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not retryable)
+
+
+async def _heartbeating(coro: Awaitable[T], every: float = 2.0) -> T:
+    """Await ``coro`` while heartbeating (when running inside an activity)."""
+    task = asyncio.ensure_future(coro)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every)
+        if done:
+            return task.result()
+        with contextlib.suppress(RuntimeError):
+            activity.heartbeat()
+
+
+class ChaosActivities:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _platform(self, name: str) -> Any:
+        if name == "kubernetes":
+            from activities.faults.kubernetes import KubernetesFaults
+
+            return KubernetesFaults(self.settings.kube_context)
+        from activities.faults.local import LocalFaults
+
+        return LocalFaults(self.settings.agent_url, self.settings.state_dir)
+
+    async def _guard(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await _heartbeating(fn())
+        except (ApplicationError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an ApplicationError
+            raise _app_error(exc, what) from exc
+
+    @activity.defn(name=CA.DISCOVER)
+    async def discover(self, inp: DiscoverInput) -> DiscoverResult:
+        sel = inp.selector
+        faults = self._platform(sel.platform)
+        cands = await self._guard(
+            f"discover {sel.service}/{sel.environment}",
+            lambda: faults.candidates(sel.service, sel.environment),
+        )
+        return DiscoverResult(candidates=cands)
+
+    @activity.defn(name=CA.INJECT)
+    async def inject(self, inp: InjectInput) -> InjectResult:
+        protected = merge_protected(
+            Protected(**inp.protected) if inp.protected else Protected(), os.environ
+        )
+        problems = protection_problems(inp.target, protected)
+        if problems:
+            raise ApplicationError("; ".join(problems), type="ProtectedTarget", non_retryable=True)
+        kind = CATALOGUE[inp.action.fault]
+        faults = self._platform(kind.platform)
+        activity.logger.info("inject %s into %s (key %s)", inp.action.fault, inp.target.id, inp.key)
+        handle = await self._guard(
+            f"inject {inp.action.fault} into {inp.target.id}",
+            lambda: faults.inject(inp.key, inp.action.fault, inp.target, inp.action.params),
+        )
+        return InjectResult(handle=handle)
+
+    @activity.defn(name=CA.REVERT)
+    async def revert(self, inp: RevertInput) -> RevertResult:
+        kind = CATALOGUE[inp.fault]
+        faults = self._platform(kind.platform)
+        activity.logger.info("revert %s on %s (key %s)", inp.fault, inp.target.id, inp.key)
+        detail = await self._guard(
+            f"revert {inp.fault} on {inp.target.id}",
+            lambda: faults.revert(inp.key, inp.fault, inp.target, inp.handle),
+        )
+        return RevertResult(detail=detail)
+
+    @activity.defn(name=CA.ROLLBACK)
+    async def rollback(self, inp: RollbackInput) -> RevertResult:
+        rb = inp.rollback
+        if rb.target.platform != "local":
+            raise ApplicationError(
+                f"rollback {rb.action!r} is only implemented for the local platform",
+                type="UnsupportedRollback",
+                non_retryable=True,
+            )
+        from activities.faults.local import LocalFaults
+        from chaos.blast import Target
+
+        faults = LocalFaults(self.settings.agent_url, self.settings.state_dir)
+        key = f"{activity.info().workflow_id}:rollback:{rb.name}"
+        sel = rb.target
+        if rb.action == "restore":
+            fn = lambda: faults.restore(sel.service, sel.environment, sel.version, key)  # noqa: E731
+        else:
+            tgt = Target(unit="route", service=sel.service, environment=sel.environment)
+            fn = lambda: faults.remove_router_faults(tgt, None, None)  # noqa: E731
+        return RevertResult(detail=await self._guard(f"rollback {rb.name}", fn))
+
+    @activity.defn(name=CA.PROBE)
+    async def probe(self, inp: ProbeInput) -> ProbeResult:
+        p = inp.probe
+        problem = loopback_problem(p.url)
+        if problem:
+            raise ApplicationError(problem, type="NonLoopbackProbe", non_retryable=True)
+        started = datetime.now(UTC)
+        obs = await self._observe(p)
+        ok, detail = evaluate(p.tolerance, obs)
+        record = ProbeRecord(
+            name=p.name,
+            phase=inp.phase,
+            ok=ok,
+            detail=detail,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            status=obs.status,
+            latency_ms=round(obs.latency_ms, 2),
+            requests=obs.requests,
+            failures=obs.failures if p.tolerance.type == "slo" else (0 if ok else 1),
+        )
+        return ProbeResult(record=record, observation=obs)
+
+    async def _observe(self, p: Any) -> Observation:
+        timeout = p.timeout.total_seconds()
+        ok_status = getattr(p.tolerance, "ok_status", None)
+        obs = Observation()
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False
+        ) as client:
+            for _ in range(p.requests):
+                t0 = time.perf_counter()
+                try:
+                    resp = await client.request(
+                        p.method,
+                        p.url,
+                        headers=p.headers,
+                        content=p.body.encode() if p.body else None,
+                    )
+                    obs.status, obs.body, obs.error = resp.status_code, resp.text[:4096], None
+                    bad = ok_status is not None and resp.status_code not in ok_status
+                except httpx.HTTPError as e:
+                    obs.status, obs.body, obs.error = None, "", f"{type(e).__name__}: {e}"[:300]
+                    bad = True
+                obs.latency_ms = max(obs.latency_ms, (time.perf_counter() - t0) * 1000.0)
+                obs.requests += 1
+                obs.failures += int(bad)
+        return obs
+
+    @activity.defn(name=CA.REPORT)
+    async def report(self, inp: ReportInput) -> ReportResult:
+        j = inp.journal
+        prefix = f"chaos/{j.workflow_id}"
+        json_key, md_key = f"{prefix}/journal.json", f"{prefix}/report.md"
+        body = j.model_dump_json(indent=2).encode()
+        md = render_markdown(j).encode()
+
+        def put() -> None:
+            from activities.artifacts import store_from_settings
+
+            store = store_from_settings(self.settings)
+            store.put(json_key, body, "application/json")
+            store.put(md_key, md, "text/markdown")
+
+        try:
+            await asyncio.to_thread(put)
+        except Exception as exc:  # noqa: BLE001
+            from activities.artifacts import application_error
+
+            raise application_error(exc) from exc
+        return ReportResult(json_key=json_key, md_key=md_key)
+
+
+def chaos_activities(settings: Settings) -> list[Callable[..., Any]]:
+    acts = ChaosActivities(settings)
+    return [acts.discover, acts.inject, acts.revert, acts.rollback, acts.probe, acts.report]

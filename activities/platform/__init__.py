@@ -1,0 +1,2 @@
+"""Deployment targets: the ``Platform`` protocol (``base``), the local agent
+client (``local``) and Kubernetes (``kubernetes``)."""

@@ -1,0 +1,224 @@
+"""Soak activities: resolve the target, run one load slice, store the report.
+
+* ``soak.resolve_target``: a URL (loopback only) or a local-platform
+  service/environment -> its router endpoint and serving versions; an unknown
+  service is ``ApplicationError(type="UnknownTarget", non_retryable=True)``.
+* ``soak.slice``: constant-rate load for the slice's length (heartbeating
+  progress), sampling the target processes' RSS/CPU through the agent; returns
+  the slice's :class:`LoadStats` and samples. A retry reruns the whole slice;
+  only the attempt that returns is counted by the workflow (keyed by index).
+* ``soak.report``: renders PNG/HTML/Markdown (:mod:`loadtest.report`) and
+  stores them with ``activities.artifacts.store_from_settings``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.settings import Settings
+from loadtest.engine import LoadRun, Progress
+from loadtest.safety import loopback_problem
+from loadtest.scenario import LoadProfile
+from loadtest.soak_models import (
+    ResolveTargetInput,
+    ResolveTargetResult,
+    ResourceSample,
+    SliceInput,
+    SliceResult,
+    SoakReportInput,
+    SoakReportResult,
+    SoakTarget,
+)
+from workflows.soak import SOAK_REPORT, SOAK_RESOLVE, SOAK_SLICE
+
+HEARTBEAT_EVERY_S = 2.0
+
+
+def _not_loopback(url: str) -> None:
+    problem = loopback_problem(url)
+    if problem:
+        raise ApplicationError(problem, type="NotLoopbackError", non_retryable=True)
+
+
+class SoakActivities:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _platform(self) -> Any:
+        from activities.platform.local import LocalPlatform
+
+        return LocalPlatform(self.settings.agent_url)
+
+    async def _describe(self, target: SoakTarget) -> dict[str, Any]:
+        from activities.platform.base import PlatformUnavailable
+
+        try:
+            data = await self._platform().describe_raw(target.service, target.environment)
+        except PlatformUnavailable as exc:
+            raise ApplicationError(str(exc), type="PlatformUnavailable") from exc
+        if data is None:
+            raise ApplicationError(
+                f"unknown target {target.describe()}: the local platform at "
+                f"{self.settings.agent_url} has no such service/environment (deploy it first)",
+                type="UnknownTarget",
+                non_retryable=True,
+            )
+        return data
+
+    @activity.defn(name=SOAK_RESOLVE)
+    async def resolve_target(self, inp: ResolveTargetInput) -> ResolveTargetResult:
+        t = inp.target
+        if t.url:
+            _not_loopback(t.url)
+            return ResolveTargetResult(url=t.url.rstrip("/"))
+        data = await self._describe(t)
+        endpoint = str(data.get("endpoint") or "").rstrip("/")
+        if not endpoint:
+            raise ApplicationError(
+                f"{t.describe()} has no router endpoint yet",
+                type="UnknownTarget",
+                non_retryable=True,
+            )
+        _not_loopback(endpoint)
+        weights = {k: int(v) for k, v in (data.get("weights") or {}).items()}
+        versions = sorted(v for v, w in weights.items() if w > 0) or sorted(
+            data.get("versions", {})
+        )
+        return ResolveTargetResult(url=endpoint, versions=versions)
+
+    async def _sample(self, inp: SliceInput) -> ResourceSample | None:
+        if not inp.target.service or not inp.versions:
+            return None
+        platform = self._platform()
+        rss, cpu, n = 0, 0.0, 0
+        for v in inp.versions:
+            for inst in await platform.resources(inp.target.service, inp.target.environment, v):
+                if inst.get("alive", True) and inst.get("rss_bytes"):
+                    rss += int(inst["rss_bytes"])
+                    cpu += float(inst.get("cpu_percent") or 0.0)
+                    n += 1
+        if n == 0:
+            return None
+        return ResourceSample(t=time.time(), rss_bytes=rss, cpu_percent=cpu, instances=n)
+
+    async def _sampler(
+        self, inp: SliceInput, out: list[ResourceSample], stop: asyncio.Event
+    ) -> None:
+        """Sample resources every ``sample_every_s`` until ``stop`` (bounded by the slice)."""
+        deadline = time.monotonic() + inp.duration_s + 5
+        while not stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # a missed sample is not a failed slice
+                s = await self._sample(inp)
+                if s is not None:
+                    out.append(s)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), inp.sample_every_s)
+
+    @activity.defn(name=SOAK_SLICE)
+    async def run_slice(self, inp: SliceInput) -> SliceResult:
+        _not_loopback(inp.url)
+        info = activity.info()
+        profile = LoadProfile.model_validate(
+            {
+                "executor": "constant",
+                "rate": inp.rate,
+                "duration": inp.duration_s,
+                "max_vus": inp.max_vus,
+                "graceful_stop": min(5.0, inp.scenario.timeout.total_seconds()),
+            }
+        )
+        run = LoadRun(inp.scenario, profile, base_url=inp.url, slo_latency_ms=inp.slo_latency_ms)
+        samples: list[ResourceSample] = []
+        stop = asyncio.Event()
+        sampler = None
+        if inp.sample_every_s > 0 and inp.target.service:
+            sampler = asyncio.create_task(self._sampler(inp, samples, stop))
+        beat: Callable[[Progress], None] = lambda p: activity.heartbeat(  # noqa: E731
+            {
+                "index": inp.index,
+                "sent": p.sent,
+                "completed": p.completed,
+                "errors": p.errors,
+                "elapsed_s": round(p.elapsed_s, 1),
+            }
+        )
+        try:
+            stats = await run.run(on_progress=beat, progress_every=HEARTBEAT_EVERY_S)
+        finally:
+            stop.set()
+            if sampler is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(sampler, 10)
+        return SliceResult(index=inp.index, attempt=info.attempt, stats=stats, resources=samples)
+
+    @activity.defn(name=SOAK_REPORT)
+    async def report(self, inp: SoakReportInput) -> SoakReportResult:
+        from loadtest.report import render_report
+
+        files = await asyncio.to_thread(render_report, inp)
+        return await asyncio.to_thread(self._store, inp.workflow_id, files)
+
+    def _store(self, workflow_id: str, files: dict[str, tuple[bytes, str]]) -> SoakReportResult:
+        from activities.artifacts import application_error, store_from_settings
+
+        try:
+            store = store_from_settings(self.settings)
+            keys = {}
+            for name, (data, ctype) in files.items():
+                key = f"soak/{workflow_id}/{name}"
+                store.put(key, data, ctype)
+                keys[name] = key
+        except Exception as exc:  # noqa: BLE001 - mapped to retryable / non-retryable types
+            raise application_error(exc) from exc
+        return SoakReportResult(
+            html_key=keys.get("report.html", ""),
+            markdown_key=keys.get("report.md", ""),
+            png_key=keys.get("report.png", ""),
+            store=self.settings.artifact_store,
+        )
+
+
+async def check_target(target: SoakTarget, settings: Settings, source: str = "plan") -> None:
+    """Before starting: the target must exist (local platform) and be loopback.
+
+    Raises SpecError (unknown service, non-loopback endpoint) or ServerUnavailable
+    (agent unreachable), so a bad plan starts nothing."""
+    from activities.platform.base import PlatformUnavailable
+    from workflows.errors import ServerUnavailable, SpecError
+
+    if target.url:
+        problem = loopback_problem(target.url)
+        if problem:
+            raise SpecError(source, [f"target.url: {problem}"])
+        return
+    try:
+        data = (
+            await SoakActivities(settings)
+            ._platform()
+            .describe_raw(target.service, target.environment)
+        )
+    except PlatformUnavailable as exc:
+        raise ServerUnavailable(f"cannot check the soak target: {exc}") from None
+    if data is None:
+        raise SpecError(
+            source,
+            [
+                f"target: unknown service/environment {target.describe()} on the local platform "
+                f"at {settings.agent_url} (deploy it first, or use target.url)"
+            ],
+        )
+    endpoint = str(data.get("endpoint") or "")
+    problem = loopback_problem(endpoint) if endpoint else "it has no router endpoint"
+    if problem:
+        raise SpecError(source, [f"target: {target.describe()}: {problem}"])
+
+
+def soak_activities(settings: Settings) -> list[Callable[..., Any]]:
+    a = SoakActivities(settings)
+    return [a.resolve_target, a.run_slice, a.report]
