@@ -114,14 +114,17 @@ async def run_demo(settings: Settings, console: Console) -> int:
         res = await client.get_workflow_handle(run["id"], result_type=DeployResult).result()
         results.append(res)
     table = Table(title="CODE demo summary")
-    for col in ("run", "version", "outcome", "seconds", "Web UI"):
+    for col in ("run", "version", "outcome", "seconds", "workflow id"):
         table.add_column(col)
     for run, res in zip(runs, results, strict=True):
         outcome = res.outcome if hasattr(res, "outcome") else str(res.get("outcome"))
         style = "green" if outcome == "promoted" else "yellow"
         table.add_row(run["title"], run["version"], f"[{style}]{outcome}[/{style}]",
-                      f"{run['seconds']:.0f}", run["link"])
+                      f"{run['seconds']:.0f}", run["id"])
     console.print(table)
+    console.print("Web UI links:")
+    for run in runs:
+        console.print(f"  {run['link']}", soft_wrap=True)
     if traffic is not None:
         seen = ", ".join(f"{v}: {n}" for v, n in sorted(traffic.by_version.items()))
         console.print(f"client traffic during v2/v3: {traffic.sent} requests, {traffic.failed} failed "

@@ -33,18 +33,18 @@ async def connect(address: str, namespace: str = "default", **kwargs: Any) -> An
 
 
 def deploy_search_attributes(spec: Any) -> Any:
-    from temporalio.common import TypedSearchAttributes
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
     from workflows import names
 
     return TypedSearchAttributes(
         [
-            names.SA_SERVICE.value_set(spec.service),
-            names.SA_ENVIRONMENT.value_set(spec.environment),
-            names.SA_VERSION.value_set(spec.version),
-            names.SA_STRATEGY.value_set(spec.strategy.type),
-            names.SA_OUTCOME.value_set("running"),
-            names.SA_KIND.value_set("deployment"),
+            SearchAttributePair(names.SA_SERVICE, spec.service),
+            SearchAttributePair(names.SA_ENVIRONMENT, spec.environment),
+            SearchAttributePair(names.SA_VERSION, spec.version),
+            SearchAttributePair(names.SA_STRATEGY, spec.strategy.type),
+            SearchAttributePair(names.SA_OUTCOME, "running"),
+            SearchAttributePair(names.SA_KIND, "deployment"),
         ]
     )
 
@@ -85,7 +85,7 @@ async def start_rollback(
     client: Any, service: str, environment: str, to_version: str | None, actor: str,
     task_queue: str, reason: str = "manual rollback",
 ) -> Any:
-    from temporalio.common import TypedSearchAttributes
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
     from workflows import names
     from workflows.models import RollbackInput
@@ -100,10 +100,10 @@ async def start_rollback(
         id=f"rollback-{service}-{environment}-to-{target}-{uuid.uuid4().hex[:6]}",
         task_queue=task_queue,
         search_attributes=TypedSearchAttributes([
-            names.SA_SERVICE.value_set(service),
-            names.SA_ENVIRONMENT.value_set(environment),
-            names.SA_KIND.value_set("rollback"),
-            names.SA_OUTCOME.value_set("running"),
+            SearchAttributePair(names.SA_SERVICE, service),
+            SearchAttributePair(names.SA_ENVIRONMENT, environment),
+            SearchAttributePair(names.SA_KIND, "rollback"),
+            SearchAttributePair(names.SA_OUTCOME, "running"),
         ]),
         static_summary=f"rollback {service} in {environment} to {target}",
     )

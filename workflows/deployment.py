@@ -493,6 +493,8 @@ class DeploymentWorkflow:
             raise ApplicationError(
                 f"{reason}; ROLLBACK FAILED: {_reason(err)}", type="RollbackFailed", non_retryable=True
             ) from None
+        if rb.restored_version:
+            self._status.weights = {rb.restored_version: 100}
         final = "aborted" if aborted else "rolled_back"
         return DeployResult(
             workflow_id=wid, outcome=final, version=spec.version, previous_version=self._previous,
