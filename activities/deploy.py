@@ -61,13 +61,21 @@ class DeployActivities:
     def __init__(self, settings: Settings, platforms: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self._platforms: dict[str, Any] = platforms or {}
+        self._secrets: Any = None
+
+    def secrets(self) -> Any:
+        from activities.secrets import SecretResolver
+
+        if self._secrets is None:
+            self._secrets = SecretResolver.from_settings(self.settings)
+        return self._secrets
 
     def platform(self, name: str) -> Any:
         if name not in self._platforms:
             if name == "local":
                 from activities.platform.local import LocalPlatform
 
-                self._platforms[name] = LocalPlatform(self.settings.agent_url)
+                self._platforms[name] = LocalPlatform(self.settings.agent_url, secrets=self.secrets())
             elif name == "kubernetes":
                 from activities.platform.kubernetes import platform_from_settings
 
@@ -80,7 +88,24 @@ class DeployActivities:
     @activity.defn(name=A.VALIDATE_SPEC)
     async def validate(self, inp: ValidateInput) -> ValidateResult:
         problems, warnings = validate_spec(inp.spec)
+        if inp.spec.artifact.secrets and not problems:
+            problems += await self.check_secrets(inp.spec)
         return ValidateResult(ok=not problems, violations=problems, warnings=warnings)
+
+    async def check_secrets(self, spec: DeploymentSpec) -> list[str]:
+        """Resolve every reference once so a wrong path fails before anything is applied.
+        Values are dropped at once; only the reference is ever named."""
+        from activities.secrets import SecretError, SecretStoreUnavailable, application_error
+
+        problems = []
+        for env_name, ref in spec.artifact.secrets.items():
+            try:
+                await self.secrets().aresolve({env_name: ref})
+            except SecretStoreUnavailable as exc:
+                raise application_error(exc) from None
+            except SecretError as exc:
+                problems.append(f"artifact.secrets.{env_name}: {type(exc).__name__}: {exc}")
+        return problems
 
     # ---------------------------------------------------------------- platform
     @activity.defn(name=A.PLATFORM_APPLY)

@@ -65,3 +65,7 @@ class Platform(Protocol):
     async def retire_version(self, inp: RetireVersionInput) -> RetireVersionResult: ...
 
     async def describe(self, inp: DescribeInput) -> DescribeResult: ...
+
+
+class SecretResolutionFailed(PlatformError):
+    """A secret reference of the spec could not be resolved; nothing was applied."""

@@ -48,6 +48,7 @@ from activities.platform.base import (
     PlatformConflict,
     PlatformError,
     PlatformUnavailable,
+    SecretResolutionFailed,
     UnhealthyVersion,
 )
 from activities.platform.k8s_manifests import rollout_state, rust_validate
@@ -78,10 +79,6 @@ class ManifestRejected(PlatformError):
 
 class ObjectNotFound(PlatformConflict):
     """The API server answered 404 (object, namespace or resource type missing)."""
-
-
-class SecretResolutionFailed(PlatformError):
-    """A secret reference of the spec could not be resolved; nothing was applied."""
 
 
 class KubernetesPlatform:

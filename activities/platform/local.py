@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
-from activities.platform.base import PlatformConflict, PlatformUnavailable, UnhealthyVersion
+from activities.platform.base import (
+    PlatformConflict,
+    PlatformUnavailable,
+    SecretResolutionFailed,
+    UnhealthyVersion,
+)
+from workflows.spec import DeploymentSpec
 from workflows.models import (
     ApplyVersionInput,
     ApplyVersionResult,
@@ -43,9 +49,37 @@ class WindowSample(BaseModel):
 
 
 class LocalPlatform:
-    def __init__(self, agent_url: str = "http://127.0.0.1:8270", timeout: float = 30.0) -> None:
+    """Secrets referenced by a spec are resolved here, at apply time, and handed to
+    the agent for the process environment only; results carry their versions."""
+
+    def __init__(
+        self,
+        agent_url: str = "http://127.0.0.1:8270",
+        timeout: float = 30.0,
+        secrets: Any = None,
+    ) -> None:
         self.agent_url = agent_url.rstrip("/")
         self.timeout = timeout
+        self.secrets = secrets
+
+    async def _resolve_secrets(self, spec: DeploymentSpec, what: str) -> tuple[dict[str, str], dict[str, str]]:
+        if not spec.artifact.secrets:
+            return {}, {}
+        from activities.secrets import SecretError, SecretStoreUnavailable
+
+        if self.secrets is None:
+            raise SecretResolutionFailed(
+                f"{what}: the spec references secrets but no secret store is configured "
+                "(set CODE_SECRET_STORE=vault and CODE_VAULT_URL)"
+            )
+        try:
+            values, versions = await self.secrets.aresolve(dict(spec.artifact.secrets))
+        except SecretError as exc:
+            raise SecretResolutionFailed(
+                f"{what}: {type(exc).__name__}: {exc}",
+                retryable=isinstance(exc, SecretStoreUnavailable),
+            ) from None
+        return values, versions
 
     # ------------------------------------------------------------ transport
     async def _call(
@@ -102,7 +136,11 @@ class LocalPlatform:
                 "runs artifact.command; this spec has only an image"
             )
         health_timeout = spec.health_check.timeout.total_seconds()
+        what = f"apply {spec.service}/{spec.environment} version {spec.version}"
+        secret_env, secret_versions = await self._resolve_secrets(spec, what)
         body = {
+            "secret_env": secret_env,
+            "secret_versions": secret_versions,
             "command": spec.artifact.command,
             "workdir": spec.artifact.workdir,
             "env": dict(spec.artifact.env),
@@ -128,6 +166,7 @@ class LocalPlatform:
             changed=bool(data["changed"]),
             endpoint=data["endpoint"],
             instances=len(ver.get("instances", [])),
+            secret_versions=secret_versions,
         )
 
     async def set_traffic(self, inp: SetTrafficInput) -> SetTrafficResult:

@@ -17,6 +17,7 @@ Endpoints: ``/healthz`` (200 "ok"), ``/`` and ``/work`` (JSON with the version),
 from __future__ import annotations
 
 import json
+import hashlib
 import os
 import random
 import signal
@@ -110,6 +111,12 @@ class Handler(BaseHTTPRequestHandler):
                     "rss_bytes": _rss_bytes(),
                     "uptime_s": round(time.monotonic() - _STARTED, 3),
                     "leaked_kb": _leaked_kb(),
+                    # fingerprints (never values) of the env vars named in DEMO_SECRET_VARS
+                    "secrets": {
+                        name: hashlib.sha256(os.environ[name].encode()).hexdigest()[:12]
+                        for name in filter(None, os.environ.get("DEMO_SECRET_VARS", "").split(","))
+                        if name in os.environ
+                    },
                 },
             )
             return

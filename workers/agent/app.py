@@ -108,10 +108,16 @@ def _version_spec(body: dict[str, Any]) -> VersionSpec:
     path = str(body.get("health_path") or "/healthz")
     if not path.startswith("/"):
         raise AgentError(400, "bad_request", "health_path must start with /")
+    secret_env = body.get("secret_env") or {}
+    secret_versions = body.get("secret_versions") or {}
+    if not isinstance(secret_env, dict) or not isinstance(secret_versions, dict):
+        raise AgentError(400, "bad_request", "secret_env and secret_versions must be maps of strings")
     return VersionSpec(
         command=command,
         workdir=body.get("workdir") or None,
         env={str(k): str(v) for k, v in env.items()},
+        secret_env={str(k): str(v) for k, v in secret_env.items()},
+        secret_versions={str(k): str(v) for k, v in secret_versions.items()},
         replicas=replicas,
         health_path=path,
         health_timeout_s=float(body.get("health_timeout_s") or 30.0),

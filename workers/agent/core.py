@@ -170,7 +170,7 @@ class Agent:
                 f"{s.service}/{s.environment}": {
                     **s.describe(),
                     "router_port": s.router.port,
-                    "specs": {n: v.spec.__dict__ for n, v in s.versions.items()},
+                    "specs": {n: v.spec.public() for n, v in s.versions.items()},
                 }
                 for s in self.services.values()
             },
@@ -197,7 +197,7 @@ class Agent:
                         index=idx,
                         command=spec.command,
                         workdir=spec.workdir,
-                        env=spec.env,
+                        env={**spec.env, **spec.secret_env},
                         version=name,
                         log_dir=self.state_dir / "logs",
                         log_name=f"{svc.service}-{svc.environment}-{name}",

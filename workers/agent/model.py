@@ -28,9 +28,16 @@ class VersionSpec:
     replicas: int = 1
     health_path: str = "/healthz"
     health_timeout_s: float = 30.0
+    # resolved secrets: given to the process environment only; never persisted,
+    # returned or hashed (their versions are hashed, so a rotation restarts)
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
+    secret_versions: dict[str, str] = field(default_factory=dict)
+
+    def public(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "secret_env"}
 
     def hash(self) -> str:
-        ident = {k: v for k, v in self.__dict__.items() if k != "health_timeout_s"}
+        ident = {k: v for k, v in self.public().items() if k != "health_timeout_s"}
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
