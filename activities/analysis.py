@@ -57,7 +57,10 @@ def judge_thresholds(
     if canary["error_rate"] > t.max_error_rate:
         fail = True
         reasons.append(f"canary error rate {canary['error_rate']:.1%} > max {t.max_error_rate:.1%}")
-    if stable["requests"] > 0 and canary["error_rate"] - stable["error_rate"] > t.max_error_rate_increase:
+    if (
+        stable["requests"] > 0
+        and canary["error_rate"] - stable["error_rate"] > t.max_error_rate_increase
+    ):
         fail = True
         reasons.append(
             f"canary error rate {canary['error_rate']:.1%} exceeds stable "
@@ -93,7 +96,9 @@ def thresholds_for(inp: AnalyseInput) -> Thresholds:
     return inp.spec.analysis_defaults
 
 
-def analyse_windows(inp: AnalyseInput, canary: Window | None, stable: Window | None) -> AnalysisResult:
+def analyse_windows(
+    inp: AnalyseInput, canary: Window | None, stable: Window | None
+) -> AnalysisResult:
     c, s = summarise(canary), summarise(stable)
     verdict, reasons = judge_thresholds(c, s, thresholds_for(inp))
     return AnalysisResult(

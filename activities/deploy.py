@@ -75,13 +75,17 @@ class DeployActivities:
             if name == "local":
                 from activities.platform.local import LocalPlatform
 
-                self._platforms[name] = LocalPlatform(self.settings.agent_url, secrets=self.secrets())
+                self._platforms[name] = LocalPlatform(
+                    self.settings.agent_url, secrets=self.secrets()
+                )
             elif name == "kubernetes":
                 from activities.platform.kubernetes import platform_from_settings
 
                 self._platforms[name] = platform_from_settings(self.settings)
             else:
-                raise ApplicationError(f"unknown platform {name!r}", type="SpecError", non_retryable=True)
+                raise ApplicationError(
+                    f"unknown platform {name!r}", type="SpecError", non_retryable=True
+                )
         return self._platforms[name]
 
     # ---------------------------------------------------------------- validate
@@ -149,7 +153,9 @@ class DeployActivities:
             )
         except CodeError as exc:
             raise to_application_error(exc) from None
-        return analyse_windows(inp, samples.get(inp.canary_version), samples.get(inp.stable_version))
+        return analyse_windows(
+            inp, samples.get(inp.canary_version), samples.get(inp.stable_version)
+        )
 
     # ---------------------------------------------------------------- bench
     @activity.defn(name=A.NOOP)
@@ -177,9 +183,8 @@ def validate_spec(spec: DeploymentSpec) -> tuple[list[str], list[str]]:
                     problems.append(f"artifact.command: {arg} not found in {workdir}")
     else:
         try:
-            from activities.platform.kubernetes import render_manifests
-
             import rust_core
+            from activities.platform.kubernetes import render_manifests
 
             text = render_manifests(spec)
             labels = list(spec.labels)
@@ -188,8 +193,10 @@ def validate_spec(spec: DeploymentSpec) -> tuple[list[str], list[str]]:
         except ImportError as exc:
             problems.append(f"kubernetes platform unavailable: {exc}")
     for env_name, ref in art.secrets.items():
-        if not ref.split(":", 1)[0] in ("vault", "env", "file"):
-            problems.append(f"artifact.secrets.{env_name}: unknown secret reference scheme in {ref!r}")
+        if ref.split(":", 1)[0] not in ("vault", "env", "file"):
+            problems.append(
+                f"artifact.secrets.{env_name}: unknown secret reference scheme in {ref!r}"
+            )
     return problems, warnings
 
 

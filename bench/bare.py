@@ -18,7 +18,9 @@ class BareWorkflow:
     async def run(self, n: int) -> int:
         for i in range(n):
             await workflow.execute_activity(
-                "bench.noop", NoopInput(key=str(i)), start_to_close_timeout=timedelta(seconds=30),
+                "bench.noop",
+                NoopInput(key=str(i)),
+                start_to_close_timeout=timedelta(seconds=30),
                 result_type=NoopInput,
             )
         return n

@@ -72,9 +72,22 @@ async def main() -> None:
     port = free_port()
     db = Path(f"/tmp/bench-temporal-{port}.db")
     server = subprocess.Popen(
-        [shutil.which("temporal") or "temporal", "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-         "--headless", "--log-level", "error", "--db-filename", str(db)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            shutil.which("temporal") or "temporal",
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--headless",
+            "--log-level",
+            "error",
+            "--db-filename",
+            str(db),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     tq = f"bench-{uuid.uuid4().hex[:6]}"
     worker = None
@@ -85,8 +98,11 @@ async def main() -> None:
                     break
             time.sleep(0.2)
         client = await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter())
-        worker = subprocess.Popen([sys.executable, str(ROOT / "bench" / "noop_worker.py"), f"127.0.0.1:{port}", tq],
-                                  stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        worker = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "noop_worker.py"), f"127.0.0.1:{port}", tq],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert worker.stdout is not None
         worker.stdout.readline()
         rss = PeakRSS(worker.pid)
@@ -95,23 +111,36 @@ async def main() -> None:
         async def deployment(i: int) -> float:
             spec = parse_spec(SPEC.format(n=i))
             t = time.perf_counter()
-            res = await client.execute_workflow("DeploymentWorkflow", DeployInput(spec=spec, set_search_attributes=False),
-                                                id=f"bench-deploy-{uuid.uuid4()}", task_queue=tq, result_type=DeployResult)
+            res = await client.execute_workflow(
+                "DeploymentWorkflow",
+                DeployInput(spec=spec, set_search_attributes=False),
+                id=f"bench-deploy-{uuid.uuid4()}",
+                task_queue=tq,
+                result_type=DeployResult,
+            )
             assert res.outcome == "promoted", res
             return time.perf_counter() - t
 
         # how many activities does one (canary) deployment run? count them in a history
         await deployment(0)  # the first release goes straight to 100%; later ones are canaries
         spec = parse_spec(SPEC.format(n=1))
-        h = await client.start_workflow("DeploymentWorkflow", DeployInput(spec=spec, set_search_attributes=False),
-                                        id=f"bench-count-{uuid.uuid4()}", task_queue=tq)
+        h = await client.start_workflow(
+            "DeploymentWorkflow",
+            DeployInput(spec=spec, set_search_attributes=False),
+            id=f"bench-count-{uuid.uuid4()}",
+            task_queue=tq,
+        )
         await h.result()
         hist = await h.fetch_history()
-        n_acts = sum(1 for e in hist.events if e.HasField("activity_task_scheduled_event_attributes"))
+        n_acts = sum(
+            1 for e in hist.events if e.HasField("activity_task_scheduled_event_attributes")
+        )
 
         async def bare() -> float:
             t = time.perf_counter()
-            await client.execute_workflow("BareWorkflow", n_acts, id=f"bench-bare-{uuid.uuid4()}", task_queue=tq)
+            await client.execute_workflow(
+                "BareWorkflow", n_acts, id=f"bench-bare-{uuid.uuid4()}", task_queue=tq
+            )
             return time.perf_counter() - t
 
         for _ in range(3):  # warm up both paths
@@ -124,10 +153,16 @@ async def main() -> None:
         d, b = statistics.median(d_times), statistics.median(b_times)
         print(f"\n== 1. engine overhead ({n_acts} activities per canary deployment)")
         print(f"{'workflow':<28}{'median s':>10}{'p90 s':>10}")
-        print(f"{'DeploymentWorkflow (no-op)':<28}{d:>10.3f}{sorted(d_times)[int(0.9 * len(d_times))]:>10.3f}")
-        print(f"{'bare workflow, same acts':<28}{b:>10.3f}{sorted(b_times)[int(0.9 * len(b_times))]:>10.3f}")
+        print(
+            f"{'DeploymentWorkflow (no-op)':<28}{d:>10.3f}{sorted(d_times)[int(0.9 * len(d_times))]:>10.3f}"
+        )
+        print(
+            f"{'bare workflow, same acts':<28}{b:>10.3f}{sorted(b_times)[int(0.9 * len(b_times))]:>10.3f}"
+        )
         ratio = d / b
-        print(f"ratio deployment/bare = {ratio:.3f}  (target <= 1.15: {'PASS' if ratio <= 1.15 else 'MISS'})")
+        print(
+            f"ratio deployment/bare = {ratio:.3f}  (target <= 1.15: {'PASS' if ratio <= 1.15 else 'MISS'})"
+        )
 
         rss.peak = 0
         n = 500
@@ -136,8 +171,10 @@ async def main() -> None:
         total = time.perf_counter() - t
         rss.running = False
         print(f"\n== 2. {n} concurrent no-op deployments on one worker")
-        print(f"completion time {total:.1f} s, throughput {n / total:.1f} deployments/s, "
-              f"worker peak RSS {rss.peak / 2**20:.0f} MiB")
+        print(
+            f"completion time {total:.1f} s, throughput {n / total:.1f} deployments/s, "
+            f"worker peak RSS {rss.peak / 2**20:.0f} MiB"
+        )
     finally:
         if worker is not None:
             worker.terminate()

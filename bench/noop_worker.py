@@ -8,7 +8,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -25,9 +24,13 @@ async def main(address: str, task_queue: str) -> None:
 
     client = await connect(address)
     worker = Worker(
-        client, task_queue=task_queue, workflows=[DeploymentWorkflow, RollbackWorkflow, BareWorkflow],
-        activities=FakePlatform().activities(), activity_executor=ThreadPoolExecutor(8),
-        max_concurrent_workflow_tasks=200, max_concurrent_activities=200,
+        client,
+        task_queue=task_queue,
+        workflows=[DeploymentWorkflow, RollbackWorkflow, BareWorkflow],
+        activities=FakePlatform().activities(),
+        activity_executor=ThreadPoolExecutor(8),
+        max_concurrent_workflow_tasks=200,
+        max_concurrent_activities=200,
     )
     print("ready", flush=True)
     await worker.run()

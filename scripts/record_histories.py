@@ -31,21 +31,48 @@ OUT = ROOT / "tests" / "histories"
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(), test_server_existing_path=shutil.which("temporal-test-server")
+        data_converter=data_converter(),
+        test_server_existing_path=shutil.which("temporal-test-server"),
     )
     fake = FakePlatform(bad_versions={"v3"})
     tq = f"record-{uuid.uuid4()}"
-    async with env, Worker(env.client, task_queue=tq, workflows=[DeploymentWorkflow, RollbackWorkflow],
-                           activities=fake.activities()):
+    async with (
+        env,
+        Worker(
+            env.client,
+            task_queue=tq,
+            workflows=[DeploymentWorkflow, RollbackWorkflow],
+            activities=fake.activities(),
+        ),
+    ):
         runs = {
-            "deployment_first_release": ("DeploymentWorkflow", DeployInput(spec=spec("v1"), set_search_attributes=False)),
-            "deployment_canary_promoted": ("DeploymentWorkflow", DeployInput(spec=spec("v2"), set_search_attributes=False)),
-            "deployment_canary_rolled_back": ("DeploymentWorkflow", DeployInput(spec=spec("v3"), set_search_attributes=False)),
-            "rollback_manual": ("RollbackWorkflow", RollbackInput(service="shop", environment="prod", to_version="v1",
-                                                                   reason="manual", set_search_attributes=False)),
+            "deployment_first_release": (
+                "DeploymentWorkflow",
+                DeployInput(spec=spec("v1"), set_search_attributes=False),
+            ),
+            "deployment_canary_promoted": (
+                "DeploymentWorkflow",
+                DeployInput(spec=spec("v2"), set_search_attributes=False),
+            ),
+            "deployment_canary_rolled_back": (
+                "DeploymentWorkflow",
+                DeployInput(spec=spec("v3"), set_search_attributes=False),
+            ),
+            "rollback_manual": (
+                "RollbackWorkflow",
+                RollbackInput(
+                    service="shop",
+                    environment="prod",
+                    to_version="v1",
+                    reason="manual",
+                    set_search_attributes=False,
+                ),
+            ),
         }
         for name, (wf, arg) in runs.items():
-            handle = await env.client.start_workflow(wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}", task_queue=tq)
+            handle = await env.client.start_workflow(
+                wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}", task_queue=tq
+            )
             await handle.result()
             history = await handle.fetch_history()
             (OUT / f"{name}.json").write_text(history.to_json())

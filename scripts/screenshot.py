@@ -24,20 +24,37 @@ def chromium() -> str:
 
 
 def base_args(profile: str) -> list[str]:
-    return [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=8000",
-            "--window-size=1500,1100"]
+    return [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=8000",
+        "--window-size=1500,1100",
+    ]
 
 
 def shoot(url: str, out: Path, dom: Path | None = None, timeout: float = 90) -> None:
     if not url.startswith(("http://127.", "http://localhost")):
         raise SystemExit(f"refusing to open {url}: only loopback pages")
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([*base_args(profile), f"--screenshot={out}", url], check=True,
-                       capture_output=True, timeout=timeout)
+        subprocess.run(
+            [*base_args(profile), f"--screenshot={out}", url],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
         if dom is not None:
-            html = subprocess.run([*base_args(profile), "--dump-dom", url], check=True,
-                                  capture_output=True, timeout=timeout, text=True).stdout
+            html = subprocess.run(
+                [*base_args(profile), "--dump-dom", url],
+                check=True,
+                capture_output=True,
+                timeout=timeout,
+                text=True,
+            ).stdout
             dom.write_text(html)
 
 

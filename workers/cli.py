@@ -25,8 +25,11 @@ from activities.settings import Settings
 from workflows.errors import CodeError, ServerUnavailable, SpecError
 from workflows.spec import DeploymentSpec, parse_spec, spec_json_schema
 
-app = typer.Typer(help="CODE: durable deployments, rollbacks, chaos and soak tests on Temporal.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="CODE: durable deployments, rollbacks, chaos and soak tests on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -73,7 +76,9 @@ def load_spec_file(path: Path) -> DeploymentSpec:
         workdir = Path(spec.artifact.workdir or ".")
         if not workdir.is_absolute():
             workdir = (path.parent / workdir).resolve()
-        spec = spec.model_copy(update={"artifact": spec.artifact.model_copy(update={"workdir": str(workdir)})})
+        spec = spec.model_copy(
+            update={"artifact": spec.artifact.model_copy(update={"workdir": str(workdir)})}
+        )
     problems, _ = validate_spec(spec)
     if problems:
         raise SpecError(str(path), problems)
@@ -82,8 +87,10 @@ def load_spec_file(path: Path) -> DeploymentSpec:
 
 # ---------------------------------------------------------------------- stack
 @app.command()
-def dev(detach: bool = typer.Option(False, help="leave the stack running in the background"),
-        no_worker: bool = typer.Option(False, help="do not start a worker")) -> None:
+def dev(
+    detach: bool = typer.Option(False, help="leave the stack running in the background"),
+    no_worker: bool = typer.Option(False, help="do not start a worker"),
+) -> None:
     """Start (or reuse) the embedded stack: Temporal dev server + Web UI, agent, worker."""
     import signal
     import time
@@ -166,12 +173,17 @@ def validate(spec_file: Path) -> None:
     except CodeError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(exc.exit_code) from None
-    console.print(f"[green]valid[/green]: {spec.service} {spec.version} → {spec.environment} ({spec.strategy.type})")
+    console.print(
+        f"[green]valid[/green]: {spec.service} {spec.version} → {spec.environment} ({spec.strategy.type})"
+    )
 
 
 @app.command()
-def deploy(spec_file: Path, wait: bool = typer.Option(True, help="follow progress until done"),
-           actor: str = typer.Option(None, help="identity recorded in the ledger")) -> None:
+def deploy(
+    spec_file: Path,
+    wait: bool = typer.Option(True, help="follow progress until done"),
+    actor: str = typer.Option(None, help="identity recorded in the ledger"),
+) -> None:
     """Start a deployment from a spec file (refused with exit 2 if invalid)."""
     try:
         spec = load_spec_file(spec_file)
@@ -192,8 +204,10 @@ async def _deploy(spec: DeploymentSpec, wait: bool, actor: str) -> int:
     try:
         handle = await start_deployment(client, spec, actor, settings.task_queue)
     except WorkflowAlreadyStartedError:
-        err.print(f"[red]error:[/red] {spec.workflow_id()} is already running; "
-                  f"follow it with `codectl status {spec.workflow_id()} --watch`")
+        err.print(
+            f"[red]error:[/red] {spec.workflow_id()} is already running; "
+            f"follow it with `codectl status {spec.workflow_id()} --watch`"
+        )
         return 1
     console.print(f"started [bold]{handle.id}[/bold]  {ui_link(settings, handle.id)}")
     if not wait:
@@ -262,8 +276,11 @@ async def _status(workflow_id: str, watch: bool) -> int:
 
 
 def _signal_cmd(name: str, doc: str) -> Callable[..., None]:
-    def cmd(workflow_id: str, reason: str = typer.Option("", help="why"),
-            actor: str = typer.Option(None, help="your identity")) -> None:
+    def cmd(
+        workflow_id: str,
+        reason: str = typer.Option("", help="why"),
+        actor: str = typer.Option(None, help="your identity"),
+    ) -> None:
         raise typer.Exit(run_async(_signal(workflow_id, name, reason, actor or identity())))
 
     cmd.__doc__ = doc
@@ -277,7 +294,9 @@ async def _signal(workflow_id: str, name: str, reason: str, actor: str) -> int:
 
     client = await client_for(Settings())
     try:
-        await client.get_workflow_handle(workflow_id).signal(name, ControlInput(identity=actor, reason=reason))
+        await client.get_workflow_handle(workflow_id).signal(
+            name, ControlInput(identity=actor, reason=reason)
+        )
     except RPCError as exc:
         err.print(f"[red]error:[/red] {workflow_id}: {exc}")
         return 1
@@ -287,7 +306,9 @@ async def _signal(workflow_id: str, name: str, reason: str, actor: str) -> int:
 
 app.command("pause")(_signal_cmd("pause", "Hold a deployment at its next step."))
 app.command("resume")(_signal_cmd("resume", "Resume a paused deployment."))
-app.command("abort")(_signal_cmd("abort", "Abort a deployment; it rolls back to the last known good."))
+app.command("abort")(
+    _signal_cmd("abort", "Abort a deployment; it rolls back to the last known good.")
+)
 
 
 @app.command()
@@ -305,7 +326,8 @@ async def _approve(workflow_id: str, comment: str, actor: str) -> int:
     client = await client_for(Settings())
     try:
         res = await client.get_workflow_handle(workflow_id).execute_update(
-            "approve", ApproveInput(identity=actor, comment=comment), result_type=ApproveResult)
+            "approve", ApproveInput(identity=actor, comment=comment), result_type=ApproveResult
+        )
     except WorkflowUpdateFailedError as exc:
         err.print(f"[red]approval rejected:[/red] {exc.cause}")
         return 1
@@ -317,9 +339,13 @@ async def _approve(workflow_id: str, comment: str, actor: str) -> int:
 
 
 @app.command()
-def rollback(service: str, env: str = typer.Option(..., "--env", "-e"),
-             to: str | None = typer.Option(None, "--to", help="version (default: last known good)"),
-             wait: bool = True, actor: str = typer.Option(None)) -> None:
+def rollback(
+    service: str,
+    env: str = typer.Option(..., "--env", "-e"),
+    to: str | None = typer.Option(None, "--to", help="version (default: last known good)"),
+    wait: bool = True,
+    actor: str = typer.Option(None),
+) -> None:
     """Roll a service back to its last known good version (or --to VERSION)."""
     raise typer.Exit(run_async(_rollback(service, env, to, wait, actor or identity())))
 
@@ -336,12 +362,16 @@ async def _rollback(service: str, env: str, to: str | None, wait: bool, actor: s
         return 0
     with console.status("rolling back…"):
         res = await client.get_workflow_handle(handle.id, result_type=RollbackResult).result()
-    console.print(f"{res.outcome}: restored {res.restored_version or '-'}, retired {res.retired_version or '-'}")
+    console.print(
+        f"{res.outcome}: restored {res.restored_version or '-'}, retired {res.retired_version or '-'}"
+    )
     return 0 if res.outcome in ("rolled_back", "nothing_to_do") else 1
 
 
 @app.command()
-def history(service: str, env: str | None = typer.Option(None, "--env", "-e"), limit: int = 20) -> None:
+def history(
+    service: str, env: str | None = typer.Option(None, "--env", "-e"), limit: int = 20
+) -> None:
     """Release history of a service from the ledger."""
     from activities.ledger import Ledger
 
@@ -351,7 +381,15 @@ def history(service: str, env: str | None = typer.Option(None, "--env", "-e"), l
     for col in ("when", "env", "version", "status", "actor", "strategy", "workflow"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r.updated_at)[:19], r.environment, r.version, r.status, r.actor, r.strategy, r.workflow_id)
+        table.add_row(
+            str(r.updated_at)[:19],
+            r.environment,
+            r.version,
+            r.status,
+            r.actor,
+            r.strategy,
+            r.workflow_id,
+        )
     console.print(table)
 
 

@@ -61,9 +61,9 @@ async def router_endpoint(settings: Settings, service: str, env: str) -> str:
 
 
 async def run_demo(settings: Settings, console: Console) -> int:
-    from workers.cli import client_for, follow, load_spec_file, ui_link
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
+    from workers.cli import client_for, follow, load_spec_file, ui_link
     from workers.devstack import ensure
     from workflows.client import start_deployment
 
@@ -91,11 +91,17 @@ async def run_demo(settings: Settings, console: Console) -> int:
                 handle = client.get_workflow_handle(spec.workflow_id())
             code = await follow(client, handle.id, settings)
             desc = await handle.describe()
-            runs.append({
-                "title": title, "id": handle.id, "version": spec.version,
-                "code": code, "seconds": time.monotonic() - started,
-                "link": ui_link(settings, handle.id), "status": desc.status.name if desc.status else "?",
-            })
+            runs.append(
+                {
+                    "title": title,
+                    "id": handle.id,
+                    "version": spec.version,
+                    "code": code,
+                    "seconds": time.monotonic() - started,
+                    "link": ui_link(settings, handle.id),
+                    "status": desc.status.name if desc.status else "?",
+                }
+            )
             if traffic is None:
                 endpoint = await router_endpoint(settings, spec.service, spec.environment)
                 traffic = Traffic(endpoint)
@@ -119,17 +125,24 @@ async def run_demo(settings: Settings, console: Console) -> int:
     for run, res in zip(runs, results, strict=True):
         outcome = res.outcome if hasattr(res, "outcome") else str(res.get("outcome"))
         style = "green" if outcome == "promoted" else "yellow"
-        table.add_row(run["title"], run["version"], f"[{style}]{outcome}[/{style}]",
-                      f"{run['seconds']:.0f}", run["id"])
+        table.add_row(
+            run["title"],
+            run["version"],
+            f"[{style}]{outcome}[/{style}]",
+            f"{run['seconds']:.0f}",
+            run["id"],
+        )
     console.print(table)
     console.print("Web UI links:")
     for run in runs:
         console.print(f"  {run['link']}", soft_wrap=True)
     if traffic is not None:
         seen = ", ".join(f"{v}: {n}" for v, n in sorted(traffic.by_version.items()))
-        console.print(f"client traffic during v2/v3: {traffic.sent} requests, {traffic.failed} failed "
-                      f"(v3's injected errors while it held canary weight); served by {seen}")
-    console.print(f"Web UI: {settings.temporal_ui_url}  (filter: CodeService=\"demo\")")
+        console.print(
+            f"client traffic during v2/v3: {traffic.sent} requests, {traffic.failed} failed "
+            f"(v3's injected errors while it held canary weight); served by {seen}"
+        )
+    console.print(f'Web UI: {settings.temporal_ui_url}  (filter: CodeService="demo")')
     console.print("The stack keeps running for the Web UI; stop it with `codectl down`.")
     outcomes = [getattr(r, "outcome", None) for r in results]
     ok = outcomes == ["promoted", "promoted", "rolled_back"] or (

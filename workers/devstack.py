@@ -125,12 +125,18 @@ def _save_record(settings: Settings, record: dict[str, int]) -> None:
     _record_path(settings).write_text(json.dumps(record))
 
 
-def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab")  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
-        argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, env={**os.environ, **(env or {})},
+        argv,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -141,7 +147,9 @@ def _wait(check, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
             return
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-            raise ServerUnavailable(f"{what} exited with code {proc.returncode}; log {log}:\n{tail}")
+            raise ServerUnavailable(
+                f"{what} exited with code {proc.returncode}; log {log}:\n{tail}"
+            )
         time.sleep(0.2)
     raise ServerUnavailable(f"{what} did not come up within {timeout:.0f}s; see {log}")
 
@@ -156,7 +164,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def ensure(settings: Settings, detach: bool, with_worker: bool = True, ui_port: int = 8233) -> Stack:
+def ensure(
+    settings: Settings, detach: bool, with_worker: bool = True, ui_port: int = 8233
+) -> Stack:
     """Start whatever part of the stack is not running; reuse the rest."""
     state = settings.state_dir
     state.mkdir(parents=True, exist_ok=True)
@@ -169,12 +179,28 @@ def ensure(settings: Settings, detach: bool, with_worker: bool = True, ui_port: 
     _require_loopback(host, "the Temporal address")
     ui = settings.temporal_ui_url
     if _port_open(host, port):
-        stack.components.append(Component("temporal", f"{settings.temporal_address} (UI {ui})", "reused"))
+        stack.components.append(
+            Component("temporal", f"{settings.temporal_address} (UI {ui})", "reused")
+        )
     else:
         temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
-        argv = [temporal, "server", "start-dev", "--ip", host, "--port", str(port),
-                "--ui-ip", "127.0.0.1", "--ui-port", str(ui_port),
-                "--db-filename", str(state / "temporal.db"), "--log-level", "warn"]
+        argv = [
+            temporal,
+            "server",
+            "start-dev",
+            "--ip",
+            host,
+            "--port",
+            str(port),
+            "--ui-ip",
+            "127.0.0.1",
+            "--ui-port",
+            str(ui_port),
+            "--db-filename",
+            str(state / "temporal.db"),
+            "--log-level",
+            "warn",
+        ]
         for key, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{key}={kind}"]
         log = logs / "temporal.log"
@@ -182,7 +208,11 @@ def ensure(settings: Settings, detach: bool, with_worker: bool = True, ui_port: 
         _wait(lambda: _port_open(host, port), "temporal dev server", proc, log)
         stack.procs.append(proc)
         record["temporal"] = proc.pid
-        stack.components.append(Component("temporal", f"{settings.temporal_address} (UI {ui})", "started", proc.pid, log))
+        stack.components.append(
+            Component(
+                "temporal", f"{settings.temporal_address} (UI {ui})", "started", proc.pid, log
+            )
+        )
 
     agent = urlparse(settings.agent_url)
     _require_loopback(agent.hostname or "", "the agent URL")
@@ -190,8 +220,21 @@ def ensure(settings: Settings, detach: bool, with_worker: bool = True, ui_port: 
         stack.components.append(Component("agent", settings.agent_url, "reused"))
     else:
         log = logs / "agent.log"
-        proc = _spawn([sys.executable, "-m", "workers.agent", "--host", agent.hostname or "127.0.0.1",
-                       "--port", str(agent.port or 8270), "--state-dir", str(state / "agent")], log, env)
+        proc = _spawn(
+            [
+                sys.executable,
+                "-m",
+                "workers.agent",
+                "--host",
+                agent.hostname or "127.0.0.1",
+                "--port",
+                str(agent.port or 8270),
+                "--state-dir",
+                str(state / "agent"),
+            ],
+            log,
+            env,
+        )
         _wait(lambda: _agent_up(settings.agent_url), "local platform agent", proc, log)
         stack.procs.append(proc)
         record["agent"] = proc.pid
@@ -199,7 +242,9 @@ def ensure(settings: Settings, detach: bool, with_worker: bool = True, ui_port: 
 
     if with_worker:
         if _pid_alive(record.get("worker")):
-            stack.components.append(Component("worker", settings.task_queue, "reused", record["worker"]))
+            stack.components.append(
+                Component("worker", settings.task_queue, "reused", record["worker"])
+            )
         else:
             log = logs / "worker.log"
             proc = _spawn([sys.executable, "-m", "workers.worker"], log, env)
@@ -208,7 +253,9 @@ def ensure(settings: Settings, detach: bool, with_worker: bool = True, ui_port: 
                 raise ServerUnavailable(f"worker exited at start; see {log}")
             stack.procs.append(proc)
             record["worker"] = proc.pid
-            stack.components.append(Component("worker", settings.task_queue, "started", proc.pid, log))
+            stack.components.append(
+                Component("worker", settings.task_queue, "started", proc.pid, log)
+            )
 
     if detach:
         _save_record(settings, record)

@@ -16,7 +16,7 @@ _STYLE = {"ok": "green", "running": "yellow", "failed": "red", "interrupted": "r
 def weights_bar(weights: dict[str, int], width: int = 40) -> Text:
     text = Text()
     colors = ["cyan", "magenta", "green", "yellow"]
-    for i, (version, weight) in enumerate(sorted(weights.items())):
+    for i, (_version, weight) in enumerate(sorted(weights.items())):
         n = round(width * weight / 100)
         text.append("█" * n, style=colors[i % len(colors)])
     text.append("  ")
@@ -33,7 +33,9 @@ def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
     if st.paused:
         head.add_row("paused", Text("yes — `codectl resume` to continue", style="yellow"))
     if st.waiting_for_approval:
-        head.add_row("approval", Text(f"waiting — `codectl approve {st.workflow_id}`", style="yellow"))
+        head.add_row(
+            "approval", Text(f"waiting — `codectl approve {st.workflow_id}`", style="yellow")
+        )
     if st.last_analysis is not None:
         a = st.last_analysis
         style = {"pass": "green", "fail": "red"}.get(a.verdict, "yellow")
@@ -52,6 +54,11 @@ def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
         idx = "" if rec.index < 0 else str(rec.index + 1)
         steps.add_row(idx, rec.description, Text(rec.outcome, style=style), rec.detail[:120])
     title = f"{st.service} {st.version} → {st.environment} ({st.strategy})"
-    outcome_style = {"promoted": "green", "rolled_back": "yellow", "aborted": "yellow", "failed": "red"}
+    outcome_style = {
+        "promoted": "green",
+        "rolled_back": "yellow",
+        "aborted": "yellow",
+        "failed": "red",
+    }
     sub = Text(st.outcome, style=outcome_style.get(st.outcome, "cyan"))
     return Panel(Group(head, steps), title=title, subtitle=sub, border_style="blue")

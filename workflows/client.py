@@ -64,7 +64,9 @@ def deploy_summary(spec: Any) -> tuple[str, str]:
     return summary, details
 
 
-async def start_deployment(client: Any, spec: Any, actor: str, task_queue: str, **kwargs: Any) -> Any:
+async def start_deployment(
+    client: Any, spec: Any, actor: str, task_queue: str, **kwargs: Any
+) -> Any:
     """Start DeploymentWorkflow with its readable id, search attributes and summary."""
     from workflows.models import DeployInput
 
@@ -82,28 +84,40 @@ async def start_deployment(client: Any, spec: Any, actor: str, task_queue: str, 
 
 
 async def start_rollback(
-    client: Any, service: str, environment: str, to_version: str | None, actor: str,
-    task_queue: str, reason: str = "manual rollback",
+    client: Any,
+    service: str,
+    environment: str,
+    to_version: str | None,
+    actor: str,
+    task_queue: str,
+    reason: str = "manual rollback",
 ) -> Any:
+    import uuid
+
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
     from workflows import names
     from workflows.models import RollbackInput
 
-    import uuid
-
     target = to_version or "last-known-good"
     return await client.start_workflow(
         "RollbackWorkflow",
-        RollbackInput(service=service, environment=environment, to_version=to_version,
-                      reason=reason, actor=actor),
+        RollbackInput(
+            service=service,
+            environment=environment,
+            to_version=to_version,
+            reason=reason,
+            actor=actor,
+        ),
         id=f"rollback-{service}-{environment}-to-{target}-{uuid.uuid4().hex[:6]}",
         task_queue=task_queue,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(names.SA_SERVICE, service),
-            SearchAttributePair(names.SA_ENVIRONMENT, environment),
-            SearchAttributePair(names.SA_KIND, "rollback"),
-            SearchAttributePair(names.SA_OUTCOME, "running"),
-        ]),
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(names.SA_SERVICE, service),
+                SearchAttributePair(names.SA_ENVIRONMENT, environment),
+                SearchAttributePair(names.SA_KIND, "rollback"),
+                SearchAttributePair(names.SA_OUTCOME, "running"),
+            ]
+        ),
         static_summary=f"rollback {service} in {environment} to {target}",
     )

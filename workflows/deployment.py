@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
     )
-    from workflows.names import A, SA_OUTCOME
+    from workflows.names import SA_OUTCOME, A
     from workflows.spec import AnalysisSpec, DeploymentSpec, PauseSpec, Step
 
 RETRY = RetryPolicy(
@@ -53,7 +53,12 @@ RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
-    non_retryable_error_types=["SpecError", "UnhealthyVersion", "PlatformConflict", "PolicyViolation"],
+    non_retryable_error_types=[
+        "SpecError",
+        "UnhealthyVersion",
+        "PlatformConflict",
+        "PolicyViolation",
+    ],
 )
 SHORT = timedelta(seconds=30)
 APPLY_TIMEOUT = timedelta(minutes=10)
@@ -214,7 +219,13 @@ class DeploymentWorkflow:
         self._applied = False
         try:
             result = await self._deploy(spec)
-        except (Aborted, asyncio.CancelledError, ActivityError, ApplicationError, ChildWorkflowError) as exc:
+        except (
+            Aborted,
+            asyncio.CancelledError,
+            ActivityError,
+            ApplicationError,
+            ChildWorkflowError,
+        ) as exc:
             result = await self._compensate(spec, exc)
         self._status.outcome = result.outcome
         self._status.phase = "done"
@@ -249,14 +260,21 @@ class DeploymentWorkflow:
         await self._ledger("intent")
         lkg = await workflow.execute_activity(
             A.LEDGER_LAST_GOOD,
-            LastGoodInput(service=spec.service, environment=spec.environment, exclude_version=spec.version),
+            LastGoodInput(
+                service=spec.service, environment=spec.environment, exclude_version=spec.version
+            ),
             result_type=LastGoodResult,
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
         )
         state = await workflow.execute_activity(
             A.PLATFORM_DESCRIBE,
-            DescribeInput(service=spec.service, environment=spec.environment, platform=spec.platform, namespace=spec.namespace),
+            DescribeInput(
+                service=spec.service,
+                environment=spec.environment,
+                platform=spec.platform,
+                namespace=spec.namespace,
+            ),
             result_type=DescribeResult,
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
@@ -275,7 +293,9 @@ class DeploymentWorkflow:
         first = stable is None
         applied = await workflow.execute_activity(
             A.PLATFORM_APPLY,
-            ApplyVersionInput(spec=spec, idempotency_key=self._key("apply"), initial_weight=100 if first else None),
+            ApplyVersionInput(
+                spec=spec, idempotency_key=self._key("apply"), initial_weight=100 if first else None
+            ),
             result_type=ApplyVersionResult,
             start_to_close_timeout=APPLY_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=30),
@@ -295,7 +315,9 @@ class DeploymentWorkflow:
             await self._rolling(spec, stable)  # type: ignore[arg-type]
 
         if spec.approvals.required_before_promotion:
-            await self._wait_approval(PauseSpec(until_approved=True, timeout=spec.approvals.timeout), "promotion")
+            await self._wait_approval(
+                PauseSpec(until_approved=True, timeout=spec.approvals.timeout), "promotion"
+            )
         await self._hold_if_paused()
         rec = self._begin(self._status.total_steps, "promote", f"promote {spec.version}")
         await self._traffic({spec.version: 100}, "promote")
@@ -303,8 +325,12 @@ class DeploymentWorkflow:
             await workflow.execute_activity(
                 A.PLATFORM_RETIRE,
                 RetireVersionInput(
-                    service=spec.service, environment=spec.environment, version=stable,
-                    idempotency_key=self._key("retire-stable"), platform=spec.platform, namespace=spec.namespace,
+                    service=spec.service,
+                    environment=spec.environment,
+                    version=stable,
+                    idempotency_key=self._key("retire-stable"),
+                    platform=spec.platform,
+                    namespace=spec.namespace,
                 ),
                 result_type=RetireVersionResult,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -313,8 +339,12 @@ class DeploymentWorkflow:
         self._end(rec, "ok")
         await self._ledger("promoted")
         return DeployResult(
-            workflow_id=wid, outcome="promoted", version=spec.version, previous_version=stable,
-            reason=f"{spec.version} promoted" + (f", {stable} retired" if stable else " (first release)"),
+            workflow_id=wid,
+            outcome="promoted",
+            version=spec.version,
+            previous_version=stable,
+            reason=f"{spec.version} promoted"
+            + (f", {stable} retired" if stable else " (first release)"),
         )
 
     # ------------------------------------------------------------ strategies
@@ -337,7 +367,9 @@ class DeploymentWorkflow:
 
     @staticmethod
     def _kind(step: Step) -> str:
-        return "set_weight" if step.set_weight is not None else ("pause" if step.pause else "analysis")
+        return (
+            "set_weight" if step.set_weight is not None else ("pause" if step.pause else "analysis")
+        )
 
     async def _blue_green(self, spec: DeploymentSpec, stable: str) -> None:
         bg = spec.strategy.blue_green
@@ -350,7 +382,9 @@ class DeploymentWorkflow:
             await self._analyse(bg.pre_promotion_analysis, spec, stable, 0, rec)
         if not bg.auto_promote:
             rec = self._begin(0, "pause", "pause until approved")
-            await self._pause(PauseSpec(until_approved=True, timeout=spec.approvals.timeout), rec, "blue-green")
+            await self._pause(
+                PauseSpec(until_approved=True, timeout=spec.approvals.timeout), rec, "blue-green"
+            )
         elif bg.auto_promote_after is not None:
             rec = self._begin(0, "pause", "auto-promote delay")
             await self._pause(PauseSpec(duration=bg.auto_promote_after), rec, "blue-green")
@@ -380,7 +414,7 @@ class DeploymentWorkflow:
     async def _sleep(self, duration: timedelta) -> None:
         try:
             await workflow.wait_condition(lambda: self._abort is not None, timeout=duration)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         self._check_abort()
 
@@ -403,10 +437,12 @@ class DeploymentWorkflow:
                 lambda: self._approval_seq > seen or self._abort is not None,
                 timeout=pause.timeout,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if pause.on_timeout == "rollback":
                 raise ApplicationError(
-                    f"no approval for {label} within {pause.timeout}", type="ApprovalTimeout", non_retryable=True
+                    f"no approval for {label} within {pause.timeout}",
+                    type="ApprovalTimeout",
+                    non_retryable=True,
                 ) from None
             return f"timed out ({pause.on_timeout})"
         finally:
@@ -415,7 +451,9 @@ class DeploymentWorkflow:
         self._check_abort()
         return f"approved by {self._approved_by[-1]}"
 
-    async def _analyse(self, a: AnalysisSpec, spec: DeploymentSpec, stable: str, index: int, rec: StepRecord) -> None:
+    async def _analyse(
+        self, a: AnalysisSpec, spec: DeploymentSpec, stable: str, index: int, rec: StepRecord
+    ) -> None:
         assert self._status is not None
         if a.warmup.total_seconds() > 0:
             await self._sleep(a.warmup)
@@ -426,9 +464,16 @@ class DeploymentWorkflow:
             res = await workflow.execute_activity(
                 A.ANALYSE,
                 AnalyseInput(
-                    service=spec.service, environment=spec.environment, canary_version=spec.version,
-                    stable_version=stable, window_start=start, window_end=workflow.now().timestamp(),
-                    spec=spec, step_index=index, interval_index=n, run_id=workflow.info().run_id,
+                    service=spec.service,
+                    environment=spec.environment,
+                    canary_version=spec.version,
+                    stable_version=stable,
+                    window_start=start,
+                    window_end=workflow.now().timestamp(),
+                    spec=spec,
+                    step_index=index,
+                    interval_index=n,
+                    run_id=workflow.info().run_id,
                     platform=spec.platform,
                 ),
                 result_type=AnalysisResult,
@@ -444,20 +489,27 @@ class DeploymentWorkflow:
                 self._end(rec, "failed", "; ".join(res.reasons))
                 raise ApplicationError(
                     f"analysis failed at step {index}: " + "; ".join(res.reasons),
-                    type="AnalysisFailed", non_retryable=True,
+                    type="AnalysisFailed",
+                    non_retryable=True,
                 )
             if inconclusive > a.inconclusive_limit:
                 if a.on_inconclusive == "pause":
-                    await self._wait_approval(PauseSpec(until_approved=True, timeout=spec.approvals.timeout), "inconclusive analysis")
+                    await self._wait_approval(
+                        PauseSpec(until_approved=True, timeout=spec.approvals.timeout),
+                        "inconclusive analysis",
+                    )
                     inconclusive = 0
                 elif a.on_inconclusive == "rollback":
                     self._end(rec, "inconclusive", "; ".join(res.reasons))
                     raise ApplicationError(
                         f"analysis inconclusive at step {index}: " + "; ".join(res.reasons),
-                        type="AnalysisInconclusive", non_retryable=True,
+                        type="AnalysisInconclusive",
+                        non_retryable=True,
                     )
             self._check_abort()
-        self._end(rec, "ok", f"{a.count} interval(s), {failures} failed, {inconclusive} inconclusive")
+        self._end(
+            rec, "ok", f"{a.count} interval(s), {failures} failed, {inconclusive} inconclusive"
+        )
 
     # ------------------------------------------------------------ compensation
     async def _compensate(self, spec: DeploymentSpec, exc: BaseException) -> DeployResult:
@@ -472,16 +524,25 @@ class DeploymentWorkflow:
         policy = spec.rollback.on_abort if aborted else spec.rollback.on_failure
         if not self._applied or not policy:
             await self._ledger_quietly(outcome, reason)
-            return DeployResult(workflow_id=wid, outcome=outcome, version=spec.version,
-                                previous_version=self._previous, reason=reason)
+            return DeployResult(
+                workflow_id=wid,
+                outcome=outcome,
+                version=spec.version,
+                previous_version=self._previous,
+                reason=reason,
+            )
         self._status.phase = "rolling back"
         child_id = f"rollback-{spec.service}-{spec.environment}-from-{spec.version}"
         try:
             rb: RollbackResult = await workflow.execute_child_workflow(
                 "RollbackWorkflow",
                 RollbackInput(
-                    service=spec.service, environment=spec.environment, to_version=self._previous,
-                    failed_version=spec.version, reason=reason, actor=self._actor,
+                    service=spec.service,
+                    environment=spec.environment,
+                    to_version=self._previous,
+                    failed_version=spec.version,
+                    reason=reason,
+                    actor=self._actor,
                     set_search_attributes=self._sa,
                 ),
                 id=child_id,
@@ -491,14 +552,20 @@ class DeploymentWorkflow:
         except ChildWorkflowError as err:
             await self._ledger_quietly("failed", f"{reason}; rollback failed: {_reason(err)}")
             raise ApplicationError(
-                f"{reason}; ROLLBACK FAILED: {_reason(err)}", type="RollbackFailed", non_retryable=True
+                f"{reason}; ROLLBACK FAILED: {_reason(err)}",
+                type="RollbackFailed",
+                non_retryable=True,
             ) from None
         if rb.restored_version:
             self._status.weights = {rb.restored_version: 100}
         final = "aborted" if aborted else "rolled_back"
         return DeployResult(
-            workflow_id=wid, outcome=final, version=spec.version, previous_version=self._previous,
-            reason=f"{reason}; restored {rb.restored_version}", rollback_workflow_id=child_id,
+            workflow_id=wid,
+            outcome=final,
+            version=spec.version,
+            previous_version=self._previous,
+            reason=f"{reason}; restored {rb.restored_version}",
+            rollback_workflow_id=child_id,
         )
 
     async def _ledger_quietly(self, status: str, detail: str) -> None:

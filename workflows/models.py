@@ -39,13 +39,20 @@ class StepRecord(_M):
 
 
 class AnalysisResult(_M):
-    verdict: Literal["pass", "fail", "inconclusive"]
+    """One analysis interval. ``marginal``: the judge's score is between the marginal and
+    pass thresholds. Raw series, queries and the judge's full output are in the artifact
+    store under ``artifact_key`` (never in history)."""
+
+    verdict: Literal["pass", "fail", "inconclusive", "marginal"]
     reasons: list[str] = Field(default_factory=list)
     canary: dict[str, float] = Field(default_factory=dict)
     stable: dict[str, float] = Field(default_factory=dict)
     artifact_key: str | None = None
     window_start: float = 0.0
     window_end: float = 0.0
+    score: float | None = Field(None, description="judge score 0..100 (judge mode only)")
+    judge_version: str | None = None
+    provider: str | None = None
 
 
 class DeployStatus(_M):
@@ -62,8 +69,15 @@ class DeployStatus(_M):
     stable_version: str | None = None
     paused: bool = False
     waiting_for_approval: bool = False
+    waiting_for_override: bool = False
+    error_budget_remaining: float | None = None
     approvals: list[str] = Field(default_factory=list)
     last_analysis: AnalysisResult | None = None
+    last_analysis_error: str | None = Field(
+        None,
+        description="the last metrics-backend error of the running analysis, with the failing query",
+    )
+    analysis_errors: int = Field(0, description="consecutive errored analysis intervals")
     steps: list[StepRecord] = Field(default_factory=list)
     outcome: Outcome = "running"
     reason: str = ""
@@ -82,6 +96,7 @@ class DeployResult(_M):
 class ApproveInput(_M):
     identity: str = Field(min_length=1)
     comment: str = ""
+    override: bool = Field(False, description="override a spent error budget (audited)")
 
 
 class ApproveResult(_M):
@@ -202,13 +217,18 @@ class AnalyseInput(_M):
     interval_index: int
     run_id: str
     platform: Literal["local", "kubernetes"] = "local"
+    analysis_start: float | None = Field(
+        None, description="start of the whole analysis (the growing window's origin)"
+    )
 
 
 class LedgerRecordInput(_M):
     service: str
     environment: str
     version: str
-    status: Literal["intent", "in_progress", "promoted", "rolled_back", "aborted", "failed", "retired"]
+    status: Literal[
+        "intent", "in_progress", "promoted", "rolled_back", "aborted", "failed", "retired"
+    ]
     actor: str
     workflow_id: str
     strategy: str = ""

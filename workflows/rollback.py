@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         SetTrafficInput,
         SetTrafficResult,
     )
-    from workflows.names import A, SA_OUTCOME
+    from workflows.names import SA_OUTCOME, A
 
 # rollbacks must always finish: retry for a long time, never give up on transient errors
 RETRY = RetryPolicy(
@@ -59,9 +59,15 @@ class RollbackWorkflow:
         self._phase = "describing platform"
         state = await workflow.execute_activity(
             A.PLATFORM_DESCRIBE,
-            DescribeInput(service=inp.service, environment=inp.environment, platform=inp.platform,
-                          namespace=inp.namespace),
-            result_type=DescribeResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+            DescribeInput(
+                service=inp.service,
+                environment=inp.environment,
+                platform=inp.platform,
+                namespace=inp.namespace,
+            ),
+            result_type=DescribeResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
         )
         failed = inp.failed_version
         if failed is None and inp.to_version is None and state.weights:
@@ -70,9 +76,14 @@ class RollbackWorkflow:
         self._phase = "finding last known good"
         lkg = await workflow.execute_activity(
             A.LEDGER_LAST_GOOD,
-            LastGoodInput(service=inp.service, environment=inp.environment,
-                          exclude_version=failed if inp.to_version is None else None),
-            result_type=LastGoodResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+            LastGoodInput(
+                service=inp.service,
+                environment=inp.environment,
+                exclude_version=failed if inp.to_version is None else None,
+            ),
+            result_type=LastGoodResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
         )
         target = inp.to_version or lkg.version
         spec = lkg.spec if lkg.version == target else None
@@ -80,8 +91,12 @@ class RollbackWorkflow:
             # --to VERSION: look up that version's recorded spec
             found = await workflow.execute_activity(
                 A.LEDGER_LAST_GOOD,
-                LastGoodInput(service=inp.service, environment=inp.environment, only_version=target),
-                result_type=LastGoodResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+                LastGoodInput(
+                    service=inp.service, environment=inp.environment, only_version=target
+                ),
+                result_type=LastGoodResult,
+                start_to_close_timeout=SHORT,
+                retry_policy=RETRY,
             )
             spec = found.spec
         platform = spec.platform if spec else inp.platform
@@ -94,28 +109,48 @@ class RollbackWorkflow:
                 await self._retire(inp, inp.failed_version, platform, namespace, key, force=True)
                 retired = inp.failed_version
             await self._record(inp, inp.failed_version, "rolled_back", key, "no known good version")
-            return self._done(inp, RollbackResult(
-                workflow_id=wid, restored_version=None, retired_version=retired,
-                outcome="nothing_to_do" if retired is None else "rolled_back",
-                reason="no last known good version recorded"))
+            return self._done(
+                inp,
+                RollbackResult(
+                    workflow_id=wid,
+                    restored_version=None,
+                    retired_version=retired,
+                    outcome="nothing_to_do" if retired is None else "rolled_back",
+                    reason="no last known good version recorded",
+                ),
+            )
         if target not in state.versions or not state.healthy.get(target, False):
             if spec is None:
                 raise ApplicationError(
                     f"cannot restore {inp.service} {target}: it is not running and the ledger has no spec for it",
-                    type="RollbackImpossible", non_retryable=True)
+                    type="RollbackImpossible",
+                    non_retryable=True,
+                )
             self._phase = f"starting {target}"
             await workflow.execute_activity(
                 A.PLATFORM_APPLY,
-                ApplyVersionInput(spec=spec, idempotency_key=f"{key}:apply-{target}", initial_weight=None),
-                result_type=ApplyVersionResult, start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=30), retry_policy=RETRY,
+                ApplyVersionInput(
+                    spec=spec, idempotency_key=f"{key}:apply-{target}", initial_weight=None
+                ),
+                result_type=ApplyVersionResult,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=RETRY,
             )
         self._phase = f"routing all traffic to {target}"
         await workflow.execute_activity(
             A.PLATFORM_TRAFFIC,
-            SetTrafficInput(service=inp.service, environment=inp.environment, weights={target: 100},
-                            idempotency_key=f"{key}:traffic", platform=platform, namespace=namespace),
-            result_type=SetTrafficResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY,
+            SetTrafficInput(
+                service=inp.service,
+                environment=inp.environment,
+                weights={target: 100},
+                idempotency_key=f"{key}:traffic",
+                platform=platform,
+                namespace=namespace,
+            ),
+            result_type=SetTrafficResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
         )
         retired_versions = [v for v in state.versions if v != target]
         for v in retired_versions:
@@ -123,38 +158,76 @@ class RollbackWorkflow:
             await self._retire(inp, v, platform, namespace, key)
         if inp.failed_version and inp.failed_version != target:
             await self._record(inp, inp.failed_version, "rolled_back", key, inp.reason)
-        await self._record(inp, target, "promoted", key, f"restored by rollback: {inp.reason}", spec=spec)
+        await self._record(
+            inp, target, "promoted", key, f"restored by rollback: {inp.reason}", spec=spec
+        )
         self._phase = "done"
-        retired = inp.failed_version if inp.failed_version in retired_versions else (
-            retired_versions[0] if retired_versions else None)
-        return self._done(inp, RollbackResult(
-            workflow_id=wid, restored_version=target, retired_version=retired, outcome="rolled_back",
-            reason=inp.reason))
+        retired = (
+            inp.failed_version
+            if inp.failed_version in retired_versions
+            else (retired_versions[0] if retired_versions else None)
+        )
+        return self._done(
+            inp,
+            RollbackResult(
+                workflow_id=wid,
+                restored_version=target,
+                retired_version=retired,
+                outcome="rolled_back",
+                reason=inp.reason,
+            ),
+        )
 
     def _done(self, inp: RollbackInput, res: RollbackResult) -> RollbackResult:
         if inp.set_search_attributes:
             workflow.upsert_search_attributes([SA_OUTCOME.value_set(res.outcome)])
         return res
 
-    async def _retire(self, inp: RollbackInput, version: str, platform: str, namespace: str | None,
-                      key: str, force: bool = False) -> None:
+    async def _retire(
+        self,
+        inp: RollbackInput,
+        version: str,
+        platform: str,
+        namespace: str | None,
+        key: str,
+        force: bool = False,
+    ) -> None:
         await workflow.execute_activity(
             A.PLATFORM_RETIRE,
-            RetireVersionInput(service=inp.service, environment=inp.environment, version=version,
-                               idempotency_key=f"{key}:retire-{version}", platform=platform,  # type: ignore[arg-type]
-                               namespace=namespace, force=force),
-            result_type=RetireVersionResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY,
+            RetireVersionInput(
+                service=inp.service,
+                environment=inp.environment,
+                version=version,
+                idempotency_key=f"{key}:retire-{version}",
+                platform=platform,  # type: ignore[arg-type]
+                namespace=namespace,
+                force=force,
+            ),
+            result_type=RetireVersionResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
         )
 
-    async def _record(self, inp: RollbackInput, version: str | None, status: str, key: str, detail: str,
-                      spec=None) -> None:  # type: ignore[no-untyped-def]
+    async def _record(
+        self, inp: RollbackInput, version: str | None, status: str, key: str, detail: str, spec=None
+    ) -> None:  # type: ignore[no-untyped-def]
         if version is None:
             return
         await workflow.execute_activity(
             A.LEDGER_RECORD,
-            LedgerRecordInput(service=inp.service, environment=inp.environment, version=version,
-                              status=status, actor=inp.actor, workflow_id=workflow.info().workflow_id,  # type: ignore[arg-type]
-                              strategy="rollback", detail=detail[:2000], spec=spec,
-                              idempotency_key=f"{key}:ledger-{status}-{version}"),
-            result_type=LedgerRecordResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+            LedgerRecordInput(
+                service=inp.service,
+                environment=inp.environment,
+                version=version,
+                status=status,
+                actor=inp.actor,
+                workflow_id=workflow.info().workflow_id,  # type: ignore[arg-type]
+                strategy="rollback",
+                detail=detail[:2000],
+                spec=spec,
+                idempotency_key=f"{key}:ledger-{status}-{version}",
+            ),
+            result_type=LedgerRecordResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
         )

@@ -44,8 +44,12 @@ class LiveStack:
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = self.settings.state_dir / "logs" / f"worker-{uuid.uuid4().hex[:4]}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.worker"], stdout=log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True, env={**os.environ, **self.env}, cwd=ROOT,
+            [sys.executable, "-m", "workers.worker"],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **self.env},
+            cwd=ROOT,
         )
         self.stack.procs.append(proc)
         time.sleep(1.0)
@@ -53,8 +57,12 @@ class LiveStack:
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True,
-            env={**os.environ, **self.env, "COLUMNS": "200"}, timeout=timeout, cwd=ROOT,
+            [sys.executable, "-m", "workers.cli", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env, "COLUMNS": "200"},
+            timeout=timeout,
+            cwd=ROOT,
         )
 
 
@@ -65,8 +73,10 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     state = tmp_path_factory.mktemp("stack")
     port, ui_port, agent_port = free_port(), free_port(), free_port()
     settings = Settings(
-        state_dir=state, temporal_address=f"127.0.0.1:{port}",
-        temporal_ui_url=f"http://127.0.0.1:{ui_port}", agent_url=f"http://127.0.0.1:{agent_port}",
+        state_dir=state,
+        temporal_address=f"127.0.0.1:{port}",
+        temporal_ui_url=f"http://127.0.0.1:{ui_port}",
+        agent_url=f"http://127.0.0.1:{agent_port}",
         task_queue=f"it-{uuid.uuid4().hex[:8]}",
     )
     stack = ensure(settings, detach=False, ui_port=ui_port)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.stack import EXAMPLES, LiveStack, live_stack  # noqa: F401
+from tests.integration.stack import EXAMPLES, LiveStack
 from workflows.client import connect, start_deployment
 from workflows.models import ApproveInput, DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec, parse_spec
@@ -107,17 +107,28 @@ async def test_good_canary_promoted_bad_rolled_back_stable_serves(live_stack: Li
     assert hist.returncode == 0, hist.stderr
     assert "rolled_back" in hist.stdout and "promoted" in hist.stdout
     # readable ids and search attributes: "all failed canaries of service X"
-    found = [w.id async for w in client.list_workflows(f'CodeService="{svc}" AND CodeOutcome="rolled_back"')]
+    found = [
+        w.id
+        async for w in client.list_workflows(f'CodeService="{svc}" AND CodeOutcome="rolled_back"')
+    ]
     assert found == [f"deploy-{svc}-dev-v3"]
 
 
-async def test_worker_killed_while_paused_finishes_and_applies_nothing_twice(live_stack: LiveStack) -> None:
+async def test_worker_killed_while_paused_finishes_and_applies_nothing_twice(
+    live_stack: LiveStack,
+) -> None:
     client = await connect(live_stack.settings.temporal_address)
     svc = f"cr{uuid.uuid4().hex[:6]}"
     assert (await deploy(client, live_stack, example("demo-v1.yaml", svc))).outcome == "promoted"
     spec = example("demo-v2.yaml", svc)
-    steps = [{"set_weight": 30}, {"pause": {"until_approved": True, "timeout": "10m"}}, {"set_weight": 60}]
-    spec = DeploymentSpec.model_validate({**spec.model_dump(mode="json"), "strategy": {"type": "canary", "canary": {"steps": steps}}})
+    steps = [
+        {"set_weight": 30},
+        {"pause": {"until_approved": True, "timeout": "10m"}},
+        {"set_weight": 60},
+    ]
+    spec = DeploymentSpec.model_validate(
+        {**spec.model_dump(mode="json"), "strategy": {"type": "canary", "canary": {"steps": steps}}}
+    )
     h = await start_deployment(client, spec, "it", live_stack.settings.task_queue)
     for _ in range(200):
         st = await h.query("status", result_type=DeployStatus)
@@ -136,7 +147,11 @@ async def test_worker_killed_while_paused_finishes_and_applies_nothing_twice(liv
     mine = [o for o in ops if o.get("service") == svc]
     applied = collections.Counter(o["idempotency_key"] for o in mine if o.get("changed"))
     assert applied and max(applied.values()) == 1, applied
-    starts = [o for o in mine if o.get("changed") and o["op"].startswith("apply") and o.get("version") == "v2"]
+    starts = [
+        o
+        for o in mine
+        if o.get("changed") and o["op"].startswith("apply") and o.get("version") == "v2"
+    ]
     assert len(starts) == 1
 
 
@@ -164,7 +179,9 @@ BAD = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-async def test_bad_input_exit_2_and_no_workflow(live_stack: LiveStack, tmp_path: Path, name: str) -> None:
+async def test_bad_input_exit_2_and_no_workflow(
+    live_stack: LiveStack, tmp_path: Path, name: str
+) -> None:
     text, expected = BAD[name]
     path = tmp_path / name
     path.write_text(text.replace("%s", str(EXAMPLES)) if "%s" in text else text)
@@ -181,7 +198,9 @@ async def test_manual_rollback_cli_restores_previous(live_stack: LiveStack) -> N
     client = await connect(live_stack.settings.temporal_address)
     svc = f"rb{uuid.uuid4().hex[:6]}"
     assert (await deploy(client, live_stack, example("demo-v1.yaml", svc))).outcome == "promoted"
-    v2 = example("demo-v2.yaml", svc, strategy=parse_spec((EXAMPLES / "demo-v1.yaml").read_text()).strategy)
+    v2 = example(
+        "demo-v2.yaml", svc, strategy=parse_spec((EXAMPLES / "demo-v1.yaml").read_text()).strategy
+    )
     assert (await deploy(client, live_stack, v2)).outcome == "promoted"
     proc = live_stack.cli("rollback", svc, "--env", "dev")
     assert proc.returncode == 0, proc.stdout + proc.stderr

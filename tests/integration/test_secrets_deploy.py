@@ -15,9 +15,9 @@ import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from tests.integration.stack import ROOT, LiveStack, live_stack  # noqa: F401
+from tests.integration.stack import ROOT, LiveStack
 from tests.integration.test_deploy_local import example
-from tests.servers import BaoServer, openbao_server  # noqa: F401
+from tests.servers import BaoServer
 from workflows.client import connect, start_deployment
 from workflows.models import DeployResult
 
@@ -29,14 +29,29 @@ SECRET = f"s3cr3t-{uuid.uuid4().hex}"
 def vault_worker(live_stack: LiveStack, openbao_server: BaoServer):  # type: ignore[no-untyped-def]
     import hvac
 
-    hvac.Client(url=openbao_server.url, token=openbao_server.root_token).secrets.kv.v2.create_or_update_secret(
-        path="app", secret={"db_password": SECRET}, mount_point="secret")
+    hvac.Client(
+        url=openbao_server.url, token=openbao_server.root_token
+    ).secrets.kv.v2.create_or_update_secret(
+        path="app", secret={"db_password": SECRET}, mount_point="secret"
+    )
     tq = f"vault-{uuid.uuid4().hex[:6]}"
     log = live_stack.settings.state_dir / "logs" / f"{tq}.log"
-    env = {**os.environ, **live_stack.env, "CODE_TASK_QUEUE": tq, "CODE_SECRET_STORE": "vault",
-           "CODE_VAULT_URL": openbao_server.url, "CODE_VAULT_TOKEN": openbao_server.root_token}
-    proc = subprocess.Popen([sys.executable, "-m", "workers.worker"], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
+    env = {
+        **os.environ,
+        **live_stack.env,
+        "CODE_TASK_QUEUE": tq,
+        "CODE_SECRET_STORE": "vault",
+        "CODE_VAULT_URL": openbao_server.url,
+        "CODE_VAULT_TOKEN": openbao_server.root_token,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.worker"],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     time.sleep(1.5)
     try:
         yield tq, log
@@ -47,18 +62,26 @@ def vault_worker(live_stack: LiveStack, openbao_server: BaoServer):  # type: ign
 
 def with_secret(svc: str, ref: str, version: str = "v1"):  # type: ignore[no-untyped-def]
     spec = example("demo-v1.yaml", svc, version=version)
-    art = spec.artifact.model_copy(update={"secrets": {"DB_PASSWORD": ref},
-                                            "env": {**spec.artifact.env, "DEMO_SECRET_VARS": "DB_PASSWORD"}})
+    art = spec.artifact.model_copy(
+        update={
+            "secrets": {"DB_PASSWORD": ref},
+            "env": {**spec.artifact.env, "DEMO_SECRET_VARS": "DB_PASSWORD"},
+        }
+    )
     return spec.model_copy(update={"artifact": art})
 
 
-async def test_secret_reaches_the_service_and_nothing_else(live_stack: LiveStack, vault_worker) -> None:  # type: ignore[no-untyped-def]
+async def test_secret_reaches_the_service_and_nothing_else(
+    live_stack: LiveStack, vault_worker
+) -> None:  # type: ignore[no-untyped-def]
     import hashlib
 
     tq, log = vault_worker
     client = await connect(live_stack.settings.temporal_address)
     svc = f"sec{uuid.uuid4().hex[:6]}"
-    h = await start_deployment(client, with_secret(svc, "vault:secret/data/app#db_password"), "it", tq)
+    h = await start_deployment(
+        client, with_secret(svc, "vault:secret/data/app#db_password"), "it", tq
+    )
     res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
     assert res.outcome == "promoted", res.reason
     async with httpx.AsyncClient() as c:
@@ -75,11 +98,15 @@ async def test_secret_reaches_the_service_and_nothing_else(live_stack: LiveStack
             assert SECRET.encode() not in f.read_bytes(), f
 
 
-async def test_wrong_secret_path_fails_before_anything_is_applied(live_stack: LiveStack, vault_worker) -> None:  # type: ignore[no-untyped-def]
+async def test_wrong_secret_path_fails_before_anything_is_applied(
+    live_stack: LiveStack, vault_worker
+) -> None:  # type: ignore[no-untyped-def]
     tq, _ = vault_worker
     client = await connect(live_stack.settings.temporal_address)
     svc = f"bad{uuid.uuid4().hex[:6]}"
-    h = await start_deployment(client, with_secret(svc, "vault:secret/data/nope#db_password"), "it", tq)
+    h = await start_deployment(
+        client, with_secret(svc, "vault:secret/data/nope#db_password"), "it", tq
+    )
     with pytest.raises(WorkflowFailureError) as err:
         await client.get_workflow_handle(h.id, result_type=DeployResult).result()
     msg = str(err.value.cause)

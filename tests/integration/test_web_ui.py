@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.stack import ROOT, LiveStack, live_stack  # noqa: F401
+from tests.integration.stack import ROOT, LiveStack
 from tests.integration.test_deploy_local import deploy, example
 from tests.servers import require_server
 from workflows.client import connect
@@ -20,7 +20,9 @@ from workflows.client import connect
 pytestmark = pytest.mark.integration
 
 
-async def test_web_ui_shows_run_with_search_attributes(live_stack: LiveStack, tmp_path: Path) -> None:
+async def test_web_ui_shows_run_with_search_attributes(
+    live_stack: LiveStack, tmp_path: Path
+) -> None:
     if not any(shutil.which(b) for b in ("chromium", "chromium-browser")):
         require_server("chromium", "apt-get install -y chromium (make setup-test)")
     client = await connect(live_stack.settings.temporal_address)
@@ -31,18 +33,35 @@ async def test_web_ui_shows_run_with_search_attributes(live_stack: LiveStack, tm
     base = f"{live_stack.settings.temporal_ui_url}/namespaces/default/workflows/{res.workflow_id}/{desc.run_id}"
     out_dir = Path(os.environ.get("CODE_SCREENSHOT_DIR", ROOT / "screenshots"))
     out_dir.mkdir(exist_ok=True)
-    shots = {"search-attributes": out_dir / "deployment-search-attributes.png",
-             "history": out_dir / "deployment-history.png"}
+    shots = {
+        "search-attributes": out_dir / "deployment-search-attributes.png",
+        "history": out_dir / "deployment-history.png",
+    }
     doms = {}
     for tab, png in shots.items():
         dom = tmp_path / f"{tab}.html"
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot.py"), f"{base}/{tab}", str(png),
-                        "--dom", str(dom)], check=True, timeout=180)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "screenshot.py"),
+                f"{base}/{tab}",
+                str(png),
+                "--dom",
+                str(dom),
+            ],
+            check=True,
+            timeout=180,
+        )
         assert png.stat().st_size > 20_000  # a rendered page, not a blank one
         doms[tab] = dom.read_text()
     page = doms["search-attributes"]
     assert res.workflow_id in page
-    for key, value in {"CodeService": svc, "CodeEnvironment": "dev", "CodeVersion": "v1",
-                       "CodeOutcome": "promoted", "CodeStrategy": "rolling"}.items():
+    for key, value in {
+        "CodeService": svc,
+        "CodeEnvironment": "dev",
+        "CodeVersion": "v1",
+        "CodeOutcome": "promoted",
+        "CodeStrategy": "rolling",
+    }.items():
         assert key in page and value in page, key
     assert "DeploymentWorkflow" in doms["history"]

@@ -48,7 +48,7 @@ class FakePlatform:
 
         @activity.defn(name=A.VALIDATE_SPEC)
         async def validate(inp: ValidateInput) -> ValidateResult:
-            bad = [f"labels: missing team" for _ in [0] if inp.spec.labels.get("reject") == "yes"]
+            bad = ["labels: missing team" for _ in [0] if inp.spec.labels.get("reject") == "yes"]
             return ValidateResult(ok=not bad, violations=bad)
 
         @activity.defn(name=A.PLATFORM_APPLY)
@@ -62,8 +62,13 @@ class FakePlatform:
             p.running[inp.spec.version] = inp.spec
             if inp.initial_weight is not None:
                 p.weights = {inp.spec.version: inp.initial_weight}
-            return ApplyVersionResult(service=inp.spec.service, environment=inp.spec.environment,
-                                      version=inp.spec.version, changed=changed, instances=1)
+            return ApplyVersionResult(
+                service=inp.spec.service,
+                environment=inp.spec.environment,
+                version=inp.spec.version,
+                changed=changed,
+                instances=1,
+            )
 
         @activity.defn(name=A.PLATFORM_TRAFFIC)
         async def traffic(inp: SetTrafficInput) -> SetTrafficResult:
@@ -81,16 +86,23 @@ class FakePlatform:
 
         @activity.defn(name=A.PLATFORM_DESCRIBE)
         async def describe(inp: DescribeInput) -> DescribeResult:
-            return DescribeResult(exists=bool(p.running), weights=dict(p.weights),
-                                  versions=sorted(p.running), healthy={v: True for v in p.running})
+            return DescribeResult(
+                exists=bool(p.running),
+                weights=dict(p.weights),
+                versions=sorted(p.running),
+                healthy={v: True for v in p.running},
+            )
 
         @activity.defn(name=A.ANALYSE)
         async def analyse(inp: AnalyseInput) -> AnalysisResult:
             p.analysis_calls += 1
             bad = inp.canary_version in p.bad_versions
-            return AnalysisResult(verdict="fail" if bad else "pass",
-                                  reasons=["error rate 30%" if bad else "ok"],
-                                  window_start=inp.window_start, window_end=inp.window_end)
+            return AnalysisResult(
+                verdict="fail" if bad else "pass",
+                reasons=["error rate 30%" if bad else "ok"],
+                window_start=inp.window_start,
+                window_end=inp.window_end,
+            )
 
         @activity.defn(name=A.LEDGER_RECORD)
         async def record(inp: LedgerRecordInput) -> LedgerRecordResult:
@@ -102,7 +114,11 @@ class FakePlatform:
             latest: dict[str, LedgerRecordInput] = {}
             for r in p.releases:  # the latest status of each version wins
                 latest[r.version] = r
-            promoted = [r for r in p.releases if r.status == "promoted" and latest[r.version].status == "promoted"]
+            promoted = [
+                r
+                for r in p.releases
+                if r.status == "promoted" and latest[r.version].status == "promoted"
+            ]
             for r in reversed(promoted):
                 if inp.only_version and r.version != inp.only_version:
                     continue

@@ -21,13 +21,16 @@ from workflows.spec import parse_spec
 
 
 def spec(version: str, steps: str = "", **extra: str) -> object:
-    steps = steps or """
+    steps = (
+        steps
+        or """
       - set_weight: 20
       - pause: {duration: 2h}
       - analysis: {interval: 10m, count: 3}
       - set_weight: 60
       - pause: {duration: 6h}
 """
+    )
     more = "".join(f"{k}: {v}\n" for k, v in extra.items())
     return parse_spec(
         f"""
@@ -44,7 +47,9 @@ artifact: {{command: ["{{python}}", "svc.py"]}}
     )
 
 
-async def run_deploy(env: WorkflowEnvironment, fake: FakePlatform, s, tq: str, **kw) -> DeployResult:
+async def run_deploy(
+    env: WorkflowEnvironment, fake: FakePlatform, s, tq: str, **kw
+) -> DeployResult:
     return await env.client.execute_workflow(
         DeploymentWorkflow.run,
         DeployInput(spec=s, actor="tester", set_search_attributes=False),
@@ -58,8 +63,12 @@ async def run_deploy(env: WorkflowEnvironment, fake: FakePlatform, s, tq: str, *
 def worker(env: WorkflowEnvironment, fake: FakePlatform) -> tuple[Worker, str]:
     tq = f"tq-{uuid.uuid4()}"
     return (
-        Worker(env.client, task_queue=tq, workflows=[DeploymentWorkflow, RollbackWorkflow],
-               activities=fake.activities()),
+        Worker(
+            env.client,
+            task_queue=tq,
+            workflows=[DeploymentWorkflow, RollbackWorkflow],
+            activities=fake.activities(),
+        ),
         tq,
     )
 
@@ -85,7 +94,11 @@ async def test_first_release_then_canary_with_hours_of_pauses(ts_env: WorkflowEn
     traffic = [op for op in fake.ops if op[0] == "traffic"]
     assert ("traffic", repr([("v1", 80), ("v2", 20)])) in traffic
     assert ("traffic", repr([("v1", 40), ("v2", 60)])) in traffic
-    assert [r.status for r in fake.releases if r.version == "v2"] == ["intent", "in_progress", "promoted"]
+    assert [r.status for r in fake.releases if r.version == "v2"] == [
+        "intent",
+        "in_progress",
+        "promoted",
+    ]
 
 
 async def test_bad_canary_rolls_back_to_stable(ts_env: WorkflowEnvironment) -> None:
@@ -112,7 +125,8 @@ async def test_abort_mid_pause_compensates(ts_env: WorkflowEnvironment) -> None:
         handle = await ts_env.client.start_workflow(
             DeploymentWorkflow.run,
             DeployInput(spec=spec("v2"), actor="tester", set_search_attributes=False),
-            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+            id=f"deploy-{uuid.uuid4()}",
+            task_queue=tq,
         )
         # wait until the canary holds 20% and the 2h pause is running
         for _ in range(100):
@@ -121,7 +135,9 @@ async def test_abort_mid_pause_compensates(ts_env: WorkflowEnvironment) -> None:
                 break
             await asyncio.sleep(0.1)
         assert st.weights == {"v1": 80, "v2": 20}
-        await handle.signal(DeploymentWorkflow.abort, ControlInput(identity="alice", reason="looks wrong"))
+        await handle.signal(
+            DeploymentWorkflow.abort, ControlInput(identity="alice", reason="looks wrong")
+        )
         res = await handle.result()
     assert res.outcome == "aborted"
     assert "alice" in res.reason
@@ -129,7 +145,9 @@ async def test_abort_mid_pause_compensates(ts_env: WorkflowEnvironment) -> None:
     assert set(fake.running) == {"v1"}
 
 
-async def test_approval_gate_waits_records_who_and_rejects_strangers(ts_env: WorkflowEnvironment) -> None:
+async def test_approval_gate_waits_records_who_and_rejects_strangers(
+    ts_env: WorkflowEnvironment,
+) -> None:
     fake = FakePlatform()
     w, tq = worker(ts_env, fake)
     steps = """
@@ -140,8 +158,10 @@ async def test_approval_gate_waits_records_who_and_rejects_strangers(ts_env: Wor
     async with w:
         await run_deploy(ts_env, fake, spec("v1"), tq)
         handle = await ts_env.client.start_workflow(
-            DeploymentWorkflow.run, DeployInput(spec=s, actor="tester", set_search_attributes=False),
-            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+            DeploymentWorkflow.run,
+            DeployInput(spec=s, actor="tester", set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}",
+            task_queue=tq,
         )
         for _ in range(100):
             st = await handle.query(DeploymentWorkflow.status)
@@ -150,7 +170,9 @@ async def test_approval_gate_waits_records_who_and_rejects_strangers(ts_env: Wor
             await asyncio.sleep(0.1)
         assert st.waiting_for_approval
         with pytest.raises(WorkflowUpdateFailedError) as err:
-            await handle.execute_update(DeploymentWorkflow.approve, ApproveInput(identity="mallory"))
+            await handle.execute_update(
+                DeploymentWorkflow.approve, ApproveInput(identity="mallory")
+            )
         assert "may not approve" in str(err.value.cause)
         ok = await handle.execute_update(DeploymentWorkflow.approve, ApproveInput(identity="bob"))
         assert ok.accepted
@@ -186,8 +208,10 @@ async def test_pause_and_resume_hold_the_rollout(ts_env: WorkflowEnvironment) ->
     async with w:
         await run_deploy(ts_env, fake, spec("v1"), tq)
         handle = await ts_env.client.start_workflow(
-            DeploymentWorkflow.run, DeployInput(spec=spec("v2", steps), actor="t", set_search_attributes=False),
-            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+            DeploymentWorkflow.run,
+            DeployInput(spec=spec("v2", steps), actor="t", set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}",
+            task_queue=tq,
         )
         await handle.signal(DeploymentWorkflow.pause, ControlInput(identity="carol"))
         await ts_env.sleep(timedelta(hours=5))
@@ -225,8 +249,10 @@ async def test_cancel_mid_analysis_compensates(ts_env: WorkflowEnvironment) -> N
     async with w:
         await run_deploy(ts_env, fake, spec("v1"), tq)
         handle = await ts_env.client.start_workflow(
-            DeploymentWorkflow.run, DeployInput(spec=spec("v2"), actor="t", set_search_attributes=False),
-            id=f"deploy-{uuid.uuid4()}", task_queue=tq,
+            DeploymentWorkflow.run,
+            DeployInput(spec=spec("v2"), actor="t", set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}",
+            task_queue=tq,
         )
         for _ in range(100):
             st = await handle.query(DeploymentWorkflow.status)
@@ -242,13 +268,19 @@ async def test_cancel_mid_analysis_compensates(ts_env: WorkflowEnvironment) -> N
 async def test_blue_green_and_rolling(ts_env: WorkflowEnvironment) -> None:
     fake = FakePlatform()
     w, tq = worker(ts_env, fake)
-    base = 'service: shop\nenvironment: prod\nartifact: {command: [x]}\n'
+    base = "service: shop\nenvironment: prod\nartifact: {command: [x]}\n"
     async with w:
         await run_deploy(ts_env, fake, parse_spec(base + "version: v1\n"), tq)
-        bg = parse_spec(base + "version: v2\nstrategy: {type: blue_green, blue_green: {auto_promote_after: 1h}}\n")
+        bg = parse_spec(
+            base
+            + "version: v2\nstrategy: {type: blue_green, blue_green: {auto_promote_after: 1h}}\n"
+        )
         r = await run_deploy(ts_env, fake, bg, tq)
         assert r.outcome == "promoted" and fake.weights == {"v2": 100}
-        roll = parse_spec(base + "version: v3\nreplicas: 4\nstrategy: {type: rolling, rolling: {max_surge: 1, step_pause: 5m}}\n")
+        roll = parse_spec(
+            base
+            + "version: v3\nreplicas: 4\nstrategy: {type: rolling, rolling: {max_surge: 1, step_pause: 5m}}\n"
+        )
         r = await run_deploy(ts_env, fake, roll, tq)
     assert r.outcome == "promoted" and fake.weights == {"v3": 100}
     weights = [op[1] for op in fake.ops if op[0] == "traffic"]

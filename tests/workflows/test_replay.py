@@ -10,9 +10,9 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from tests.workflows.reordered import ReorderedRollback
 from workflows.client import data_converter
 from workflows.deployment import DeploymentWorkflow
-from tests.workflows.reordered import ReorderedRollback
 from workflows.rollback import RollbackWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -24,18 +24,25 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_every_workflow_type_has_a_committed_history() -> None:
-    kinds = {load(p).events[0].workflow_execution_started_event_attributes.workflow_type.name for p in FILES}
+    kinds = {
+        load(p).events[0].workflow_execution_started_event_attributes.workflow_type.name
+        for p in FILES
+    }
     assert {"DeploymentWorkflow", "RollbackWorkflow"} <= kinds
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 async def test_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[DeploymentWorkflow, RollbackWorkflow], data_converter=data_converter())
+    replayer = Replayer(
+        workflows=[DeploymentWorkflow, RollbackWorkflow], data_converter=data_converter()
+    )
     await replayer.replay_workflow(load(path))
 
 
 async def test_non_deterministic_change_fails_replay() -> None:
     replayer = Replayer(workflows=[ReorderedRollback], data_converter=data_converter())
-    result = await replayer.replay_workflow(load(HISTORIES / "rollback_manual.json"), raise_on_replay_failure=False)
+    result = await replayer.replay_workflow(
+        load(HISTORIES / "rollback_manual.json"), raise_on_replay_failure=False
+    )
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower()
