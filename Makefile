@@ -32,7 +32,8 @@ bench: setup-test
 	$(PY) bench/bench_load.py
 
 screenshot: setup-test
-	$(PY) scripts/screenshot.py
+	mkdir -p screenshots
+	$(PY) scripts/screenshot.py 'http://127.0.0.1:8233/namespaces/default/workflows?query=CodeService%3D%22demo%22' screenshots/demo-runs.png
 
 down:
 	$(VENV)/bin/codectl down
