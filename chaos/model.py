@@ -76,9 +76,9 @@ class HttpProbe(_Model):
     method: Literal["GET", "HEAD", "POST", "PUT", "DELETE"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
-    timeout: Duration = "5s"
+    timeout: Duration = Field(default=timedelta(seconds=5))
     requests: int = Field(1, ge=1, le=1000, description="calls per probe (slo tolerance)")
-    tolerance: Tolerance = Field(default_factory=StatusTolerance)
+    tolerance: Tolerance = Field(default_factory=lambda: StatusTolerance())
 
     @field_validator("url")
     @classmethod
@@ -90,8 +90,8 @@ class HttpProbe(_Model):
 
 
 class Pauses(_Model):
-    before: Duration = "0s"
-    after: Duration = "0s"
+    before: Duration = Field(default=timedelta(seconds=0))
+    after: Duration = Field(default=timedelta(seconds=0))
 
 
 class Action(_Model):
@@ -101,7 +101,7 @@ class Action(_Model):
     fault: str
     target: Selector
     params: dict[str, Any] = Field(default_factory=dict)
-    pauses: Pauses = Field(default_factory=Pauses)
+    pauses: Pauses = Field(default_factory=lambda: Pauses())
 
     @model_validator(mode="after")
     def _catalogued(self) -> Action:
@@ -154,8 +154,10 @@ class SteadyState(_Model):
 class Controls(_Model):
     """How the fault window runs and when it is cut short."""
 
-    duration: Duration = Field("30s", description="how long faults are held while probing")
-    probe_interval: Duration = "5s"
+    duration: Duration = Field(
+        default=timedelta(seconds=30), description="how long faults are held while probing"
+    )
+    probe_interval: Duration = Field(default=timedelta(seconds=5))
     abort_on_probe_failure: bool = Field(
         True, description="a steady-state probe out of tolerance during the fault aborts"
     )
@@ -165,7 +167,7 @@ class Controls(_Model):
     )
     burn_window: int = Field(3, ge=1, le=100)
     rollback_attempts: int = Field(5, ge=1, le=100)
-    rollback_timeout: Duration = "60s"
+    rollback_timeout: Duration = Field(default=timedelta(seconds=60))
 
     @model_validator(mode="after")
     def _positive(self) -> Controls:
@@ -187,11 +189,11 @@ class Experiment(_Model):
     tags: list[str] = Field(default_factory=list)
     configuration: dict[str, str | int | float | bool] = Field(default_factory=dict)
     seed: int = Field(0, description="blast-radius selection seed (same seed, same targets)")
-    protected: Protected = Field(default_factory=Protected)
+    protected: Protected = Field(default_factory=lambda: Protected())
     steady_state: SteadyState | None = None
     method: list[MethodStep] = Field(min_length=1)
     rollbacks: list[RollbackAction] = Field(default_factory=list)
-    controls: Controls = Field(default_factory=Controls)
+    controls: Controls = Field(default_factory=lambda: Controls.model_validate({}))
     source: str = Field("", description="file it was loaded from (informational)")
 
     @model_validator(mode="after")
@@ -236,7 +238,9 @@ def resolve_configuration(
                 elif "default" in value:
                     out[name] = value["default"]
                 else:
-                    problems.append(f"{where}.{name}: environment variable {value['key']} is not set")
+                    problems.append(
+                        f"{where}.{name}: environment variable {value['key']} is not set"
+                    )
             else:
                 problems.append(
                     f"{where}.{name}: only inline values and {{type: env, key: ...}} are supported"
@@ -292,12 +296,27 @@ def parse_experiment(
         raise SpecError(source, problems)
     body["configuration"] = config
     body.setdefault("source", source)
+    raw = body.get("protected") or {}
+    if isinstance(raw, dict) and all(
+        isinstance(raw.get(k, []), list) for k in ("services", "environments")
+    ):
+        from types import SimpleNamespace
+
+        from chaos.blast import merge_protected
+
+        given = SimpleNamespace(
+            services=raw.get("services", []), environments=raw.get("environments", [])
+        )
+        body["protected"] = merge_protected(given, os.environ if environ is None else environ)
     try:
         return Experiment.model_validate(body)
     except ValidationError as e:
         raise SpecError(
             source,
-            [f"{_loc(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors()],
+            [
+                f"{_loc(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                for err in e.errors()
+            ],
         ) from None
 
 
@@ -322,7 +341,9 @@ def load_experiment(path: str | Path, environ: Mapping[str, str] | None = None) 
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise SpecError(str(p), [f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}"]) from None
+        raise SpecError(
+            str(p), [f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}"]
+        ) from None
     if is_chaostoolkit(data):
         from chaos.ctk import import_chaostoolkit
 

@@ -6,9 +6,12 @@ where they exist): ``status`` (exact status or list), ``exact`` (body equals),
 ``range`` (status / latency_ms / numeric body within bounds), ``regex`` (body
 matches), ``jsonpath`` (value at a JSON path equals ``expect`` or exists), and
 ``slo`` (error-rate burn over ``requests`` calls stays under
-``max_burn_rate``). Burn rate is the simple definition
-``error_rate / (1 - objective)`` (``rust_core.burn_rates`` does not exist yet).
-Pure functions; the probe activity does the HTTP."""
+``max_burn_rate``). Burn rate = ``error_rate / (1 - objective)``.
+:func:`window_burn` is the fault window's abort condition: SRE-Workbook
+multi-window burn (long window = the last ``burn_window`` probe rounds, short
+window = the last round; fires when both exceed the factor) computed by
+``rust_core.burn_rates``, or by the same formula in Python when the native
+module is not built. Pure functions; the probe activity does the HTTP."""
 
 from __future__ import annotations
 
@@ -19,6 +22,11 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+try:  # imported here (not lazily) so the workflow sandbox passes it through
+    import rust_core as _rust_core
+except ImportError:  # pragma: no cover - native module not built
+    _rust_core = None  # type: ignore[assignment]
 
 
 class _Model(BaseModel):
@@ -104,6 +112,38 @@ def burn_rate(failures: int, requests: int, objective: float) -> float:
     if requests <= 0:
         return 0.0
     return (failures / requests) / (1.0 - objective)
+
+
+def window_burn(
+    timestamps: list[float],
+    good: list[float],
+    total: list[float],
+    objective: float,
+    factor: float,
+    long_window: float,
+    short_window: float,
+    now: float,
+) -> tuple[float, float, bool, str]:
+    """(long burn, short burn, firing, engine) over ``now - w < t <= now`` windows."""
+    if _rust_core is not None:
+        res = _rust_core.burn_rates(
+            timestamps,
+            good,
+            total,
+            objective,
+            windows=[(long_window, short_window, factor, "chaos")],
+            now=now,
+        )
+        w = res.windows[0]
+        return w.long_burn_rate, w.short_burn_rate, w.firing, "rust_core.burn_rates"
+
+    def rate(width: float) -> float:
+        idx = [i for i, t in enumerate(timestamps) if now - width < t <= now]
+        n = sum(total[i] for i in idx)
+        return burn_rate(int(n - sum(good[i] for i in idx)), int(n), objective) if n else 0.0
+
+    lr, sr = rate(long_window), rate(short_window)
+    return lr, sr, lr > factor and sr > factor, "python"
 
 
 def _jsonpath(body: str, path: str) -> list[Any]:

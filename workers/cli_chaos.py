@@ -257,7 +257,14 @@ def run_cmd(
         exp = load(experiment)
         if dry_run:
             use = exp.seed if seed is None else seed
-            _print_plan(exp, await plan(exp, settings, use), use)
+            targets = await plan(exp, settings, use)
+            _print_plan(exp, targets, use)
+            empty = [a for a, ts in targets.items() if not ts]
+            if empty:
+                err.print(
+                    f"[red]no target matches[/red] {', '.join(empty)}: a run would fail (NoTargets)"
+                )
+                return 1
             return 0
         client = await _client(settings)
         handle = await start_run(client, exp, settings.task_queue, _identity(), seed, workflow_id)
@@ -325,10 +332,10 @@ def list_cmd() -> None:
         async for s in await client.list_schedules():
             if not s.id.startswith("chaos-"):
                 continue
-            info = s.info
+            info, state = s.info, s.schedule.state if s.schedule else None
             nxt = info.next_action_times[0].isoformat() if info and info.next_action_times else "-"
             recent = len(info.recent_actions) if info else 0
-            table.add_row(s.id, str(info.paused if info else "?"), nxt, str(recent))
+            table.add_row(s.id, str(state.paused if state else "?"), nxt, str(recent))
         console.print(table)
 
     _run(go())

@@ -24,4 +24,5 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
     acts += deploy_activities(settings)
     acts += __import__("activities.chaos").chaos.chaos_activities(settings)  # chaos experiments
     acts += __import__("activities.soak").soak.soak_activities(settings)  # soak tests
+    acts += __import__("activities.slo").slo.slo_activities(settings)  # error budgets + audit (issue 8)
     return acts

@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         RollbackInput,
     )
     from chaos.model import Experiment, HttpProbe
-    from chaos.tolerance import burn_rate
+    from chaos.tolerance import window_burn
     from workflows.names import SA_ENVIRONMENT, SA_KIND, SA_SERVICE
 
 
@@ -89,6 +89,7 @@ class ChaosExperimentWorkflow:
         self._journal: Journal | None = None
         self._abort: AbortRequest | None = None
         self._finished = False
+        self._late_cancel = False
 
     # ------------------------------------------------------------ handlers
     @workflow.query
@@ -131,6 +132,22 @@ class ChaosExperimentWorkflow:
         except TimeoutError:
             pass
         return self._abort is not None
+
+    async def _shielded(self, activity: str, arg: Any, result_type: type, **opts: Any) -> Any:
+        """Run a rollback/report activity that a cancellation cannot interrupt.
+
+        The activity is started, then awaited with ``workflow.wait`` (which does not
+        cancel what it waits for); a cancellation arriving meanwhile is recorded and
+        the wait resumes, so a cancel during the rollbacks never skips one."""
+        handle = workflow.start_activity(activity, arg, result_type=result_type, **opts)
+        while True:
+            try:
+                await workflow.wait([handle])
+                break
+            except asyncio.CancelledError:
+                self._late_cancel = True
+                self._event("cancel", "cancellation received during the rollbacks; they continue")
+        return handle.result()
 
     async def _probe(self, probe: HttpProbe, phase: str) -> ProbeRecord:
         timeout = probe.timeout * probe.requests + timedelta(seconds=10)
@@ -205,12 +222,20 @@ class ChaosExperimentWorkflow:
             j.rollback_failed = True
             j.status = "failed"
             j.reason = (j.reason + "; " if j.reason else "") + "a rollback FAILED after retries"
-        elif j.faults and not cancelled:
+        elif j.faults and not cancelled and not self._late_cancel:
             j.phase = "steady-state-after"
-            after = await self._probe_all(exp, "after")
+            try:
+                after = await self._probe_all(exp, "after")
+            except asyncio.CancelledError:
+                self._late_cancel = True
+                after = []
             if any(not r.ok for r in after):
                 j.deviated = True
                 self._event("deviation", "steady state not restored after the rollbacks")
+        if self._late_cancel and not cancelled:
+            cancelled = True
+            if j.status == "running":
+                j.status, j.reason = "interrupted", "the workflow was cancelled"
         if j.status == "running":
             j.status = "completed"
         j.phase = "done"
@@ -317,10 +342,10 @@ class ChaosExperimentWorkflow:
                     break
                 for target in plan[action.name]:
                     key = f"{j.workflow_id}:{action.name}:{target.id}"
-                    rec = FaultRecord(
+                    fault = FaultRecord(
                         action=action.name, fault=action.fault, target=target, key=key
                     )
-                    j.faults.append(rec)  # recorded BEFORE injecting: a revert always follows
+                    j.faults.append(fault)  # recorded BEFORE injecting: a revert always follows
                     try:
                         res: InjectResult = await workflow.execute_activity(
                             CA.INJECT,
@@ -336,9 +361,9 @@ class ChaosExperimentWorkflow:
                             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                         )
                     except ActivityError as err:
-                        rec.inject_error = _cause(err)
+                        fault.inject_error = _cause(err)
                         raise
-                    rec.handle, rec.injected_at = res.handle, workflow.now()
+                    fault.handle, fault.injected_at = res.handle, workflow.now()
                     self._event("inject", f"{action.fault} injected into {target.id} (step {i})")
                 if await self._wait(action.pauses.after):
                     break
@@ -355,11 +380,12 @@ class ChaosExperimentWorkflow:
         assert j is not None
         c = exp.controls
         end = workflow.now() + c.duration
-        ticks: list[list[ProbeRecord]] = []
+        stamps: list[float] = []
+        good: list[float] = []
+        total: list[float] = []
         while True:
             records = await self._probe_all(exp, "during")
             if records:
-                ticks.append(records)
                 bad = [r for r in records if not r.ok]
                 if bad:
                     j.deviated = True
@@ -369,19 +395,30 @@ class ChaosExperimentWorkflow:
                         j.reason = f"abort condition: probe {bad[0].name} out of tolerance ({bad[0].detail})"
                         self._event("abort", j.reason)
                         return
+                now = workflow.now().timestamp()
+                for r in records:
+                    stamps.append(now)
+                    good.append(float(r.requests - r.failures))
+                    total.append(float(r.requests))
                 if c.abort_burn_rate is not None:
-                    window = [r for t in ticks[-c.burn_window :] for r in t]
-                    rate = burn_rate(
-                        sum(r.failures for r in window),
-                        sum(r.requests for r in window),
+                    step = c.probe_interval.total_seconds()
+                    long_b, short_b, firing, engine = window_burn(
+                        stamps,
+                        good,
+                        total,
                         c.slo_objective,
+                        c.abort_burn_rate,
+                        c.burn_window * step,
+                        step,
+                        now,
                     )
-                    if rate > c.abort_burn_rate:
+                    if firing:
                         j.deviated = True
                         j.status = "aborted"
                         j.reason = (
-                            f"abort condition: error-rate burn {rate:.2f} over the last "
-                            f"{min(len(ticks), c.burn_window)} probe rounds exceeds {c.abort_burn_rate:g}"
+                            f"abort condition: error-rate burn {long_b:.2f} over the last "
+                            f"{c.burn_window} probe rounds and {short_b:.2f} over the last round "
+                            f"exceed {c.abort_burn_rate:g} ({engine})"
                         )
                         self._event("abort", j.reason)
                         return
@@ -409,7 +446,7 @@ class ChaosExperimentWorkflow:
                 (a.params for a in exp.actions() if a.name == rec.action), {}
             )
             try:
-                res: RevertResult = await workflow.execute_activity(
+                res: RevertResult = await self._shielded(
                     CA.REVERT,
                     RevertInput(
                         key=rec.key,
@@ -446,7 +483,7 @@ class ChaosExperimentWorkflow:
                 )
         for rb in exp.rollbacks:
             try:
-                res = await workflow.execute_activity(
+                res = await self._shielded(
                     CA.ROLLBACK,
                     RollbackInput(rollback=rb),
                     result_type=RevertResult,
@@ -470,7 +507,7 @@ class ChaosExperimentWorkflow:
 
     async def _store_report(self, j: Journal) -> None:
         try:
-            res: ReportResult = await workflow.execute_activity(
+            res: ReportResult = await self._shielded(
                 CA.REPORT,
                 ReportInput(journal=j),
                 result_type=ReportResult,

@@ -1,9 +1,10 @@
 """Kubernetes faults (``delete_pod``, ``scale_down``) with the official client.
 
-Conventions (until ``activities/platform/kubernetes.py`` fixes them): the
-namespace is the environment; pods and Deployments of a service carry
-``app.kubernetes.io/name=<service>`` and ``code.dev/version=<version>``; the
-Deployment of a version is named ``<service>-<version>``.
+Conventions of ``activities/platform/k8s_manifests``: the namespace is the
+environment; pods and Deployments of a service carry ``app=<service>`` and
+``version=<label value of the version>``; the Deployment of a version is
+``k8s_name(service, version)``. Pods are filtered client-side by label (kmock
+has no label selectors; this stays correct on real clusters).
 
 * ``delete_pod``: delete the chosen pod (grace 0). Revert waits until the
   Deployment's available replicas are back to its spec (the controller
@@ -12,7 +13,8 @@ Deployment of a version is named ``<service>-<version>``.
   Deployment annotation, so a revert with an unknown handle still knows it),
   scale to ``replicas`` (default 0). Revert scales back; idempotent.
 
-UNTESTED against a cluster or kmock (see the chaos report)."""
+Tested against kmock's emulator only (no controllers there: pod re-creation is not
+exercised); never against a real cluster."""
 
 from __future__ import annotations
 
@@ -22,18 +24,21 @@ from typing import Any
 
 from chaos.blast import Target
 
-NAME_LABEL = "app.kubernetes.io/name"
-VERSION_LABEL = "code.dev/version"
+NAME_LABEL = "app"
+VERSION_LABEL = "version"
 SAVED_REPLICAS = "code.dev/chaos-saved-replicas"
 
 
 class KubernetesFaults:
-    def __init__(self, context: str | None = None) -> None:
+    def __init__(self, context: str | None = None, api_client: Any = None) -> None:
         self.context = context
+        self.api_client = api_client
 
     def _apis(self) -> tuple[Any, Any]:
         from kubernetes import client, config
 
+        if self.api_client is not None:
+            return client.CoreV1Api(self.api_client), client.AppsV1Api(self.api_client)
         try:
             config.load_kube_config(context=self.context)
         except Exception:  # noqa: BLE001 - fall back to in-cluster
@@ -43,8 +48,9 @@ class KubernetesFaults:
     def _candidates(self, service: str, env: str) -> list[Target]:
         core, _ = self._apis()
         pods = core.list_namespaced_pod(env, label_selector=f"{NAME_LABEL}={service}")
+        mine = [p for p in pods.items if (p.metadata.labels or {}).get(NAME_LABEL) == service]
         out = []
-        for i, pod in enumerate(sorted(pods.items, key=lambda p: p.metadata.name)):
+        for i, pod in enumerate(sorted(mine, key=lambda p: p.metadata.name)):
             labels = dict(pod.metadata.labels or {})
             out.append(
                 Target(
@@ -64,7 +70,11 @@ class KubernetesFaults:
         return await asyncio.to_thread(self._candidates, service, env)
 
     def _deployment(self, target: Target) -> str:
-        return f"{target.service}-{target.version}" if target.version else target.service
+        from activities.platform.k8s_manifests import k8s_name
+
+        if not target.version:
+            raise ValueError(f"{target.id}: name the version to act on its Deployment")
+        return k8s_name(target.service, target.version)
 
     def _inject(
         self, key: str, fault: str, target: Target, params: dict[str, Any]

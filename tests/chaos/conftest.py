@@ -1,0 +1,74 @@
+"""Fixtures of the chaos tests: a real local agent running the demo service."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from activities.platform.local import LocalPlatform
+from tests.servers import free_port, wait_until
+from workflows.models import ApplyVersionInput
+from workflows.spec import DeploymentSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "deploy" / "examples"
+SVC, ENV = "chaosdemo", "dev"
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("chaos-agent")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workers.agent",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state / "agent"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(state / "agent.err").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 20, "agent", proc)
+        spec = DeploymentSpec.model_validate(
+            {
+                "service": SVC,
+                "environment": ENV,
+                "version": "v1",
+                "artifact": {"command": ["{python}", "demo_service.py"], "workdir": str(EXAMPLES)},
+                "replicas": 1,
+                "health_check": {"path": "/healthz", "timeout": "20s"},
+            }
+        )
+        res = asyncio.run(
+            LocalPlatform(url).apply_version(
+                ApplyVersionInput(spec=spec, idempotency_key="chaos-test-v1", initial_weight=100)
+            )
+        )
+        yield {"url": url, "endpoint": res.endpoint, "state": state}
+    finally:
+        stop(proc)

@@ -1,0 +1,25 @@
+"""Committed ChaosExperimentWorkflow histories replay without nondeterminism
+(regenerate with ``python -m tests.chaos.record_histories``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.chaos import ChaosExperimentWorkflow
+from workflows.client import data_converter
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[ChaosExperimentWorkflow], data_converter=data_converter())
+    await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+def test_histories_are_committed() -> None:
+    assert len(HISTORIES) >= 4
