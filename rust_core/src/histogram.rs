@@ -349,8 +349,16 @@ impl Histogram {
         let sum = r.f64().ok_or_else(|| err("truncated header"))?;
         let first = r.u64().ok_or_else(|| err("truncated header"))?;
         let nb = r.u32().ok_or_else(|| err("truncated header"))? as usize;
-        if nb > 1 << 20 {
-            return Err(err("too many buckets"));
+        let max_index = (f64::MAX.to_bits() >> h.shift) + 1;
+        if nb > 1 << 20
+            || first
+                .checked_add(nb as u64)
+                .is_none_or(|end| end > max_index)
+        {
+            return Err(err("bucket range out of bounds"));
+        }
+        if count > 0 && !(valid(min) && valid(max) && min <= max) {
+            return Err(err("min/max are not finite values with min <= max"));
         }
         let mut counts = Vec::with_capacity(nb);
         let mut total = zero;
@@ -393,8 +401,7 @@ impl Histogram {
             (None, None) => true,
             (Some((a0, a1)), Some((b0, b1))) if a0 == b0 && a1 == b1 => {
                 let sa = &self.counts[(a0 - self.offset) as usize..=(a1 - self.offset) as usize];
-                let sb =
-                    &other.counts[(b0 - other.offset) as usize..=(b1 - other.offset) as usize];
+                let sb = &other.counts[(b0 - other.offset) as usize..=(b1 - other.offset) as usize];
                 sa == sb
             }
             _ => false,
@@ -459,12 +466,19 @@ mod tests {
         let mut all = Histogram::new(0.01).unwrap();
         a.record_many(&[0.0, 1.0, 2.5, 1000.0]).unwrap();
         b.record_many(&[3.0, 1e-3]).unwrap();
-        all.record_many(&[0.0, 1.0, 2.5, 1000.0, 3.0, 1e-3]).unwrap();
+        all.record_many(&[0.0, 1.0, 2.5, 1000.0, 3.0, 1e-3])
+            .unwrap();
         a.merge(&b).unwrap();
         assert!(a.same(&all));
         let back = Histogram::from_bytes(&a.to_bytes()).unwrap();
         assert!(back.same(&a));
         assert!(Histogram::from_bytes(b"nope").is_err());
+        let mut evil = a.to_bytes();
+        evil[53..61].copy_from_slice(&u64::MAX.to_le_bytes()); // first bucket index
+        assert!(Histogram::from_bytes(&evil).is_err());
+        let mut evil = a.to_bytes();
+        evil[29..37].copy_from_slice(&f64::NAN.to_le_bytes()); // min
+        assert!(Histogram::from_bytes(&evil).is_err());
         let c = Histogram::new(0.02).unwrap();
         assert!(a.merge(&c).is_err());
     }

@@ -79,7 +79,13 @@ pub fn split_documents(text: &str) -> Vec<String> {
     segs.into_iter().filter(|s| !is_blank(s)).collect()
 }
 
-const WORKLOAD_TEMPLATE: [&str; 5] = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"];
+const WORKLOAD_TEMPLATE: [&str; 5] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+];
 
 fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     if kind == "Pod" {
@@ -115,7 +121,9 @@ pub fn image_problem(image: &str) -> Option<String> {
         None => Some(format!(
             "image {image:?} has no tag or digest; pin a version tag or a digest"
         )),
-        Some((_, "")) => Some(format!("image {image:?} has an empty tag; pin a version tag or a digest")),
+        Some((_, "")) => Some(format!(
+            "image {image:?} has an empty tag; pin a version tag or a digest"
+        )),
         Some((_, "latest")) => Some(format!(
             "image {image:?} uses the mutable tag 'latest'; pin a version tag or a digest"
         )),
@@ -166,10 +174,18 @@ fn check_container(ctx: &mut Ctx, c: &Value, base: &str, pod_non_root: Option<bo
     match get(c, "image").and_then(Value::as_str) {
         Some(img) if !img.is_empty() => {
             if let Some(msg) = image_problem(img) {
-                ctx.add(1, format!("{base}.image"), format!("container {cname:?}: {msg}"));
+                ctx.add(
+                    1,
+                    format!("{base}.image"),
+                    format!("container {cname:?}: {msg}"),
+                );
             }
         }
-        _ => ctx.add(1, format!("{base}.image"), format!("container {cname:?}: image is missing")),
+        _ => ctx.add(
+            1,
+            format!("{base}.image"),
+            format!("container {cname:?}: image is missing"),
+        ),
     }
     let res = get(c, "resources");
     for (rule, key) in [(2usize, "requests"), (3usize, "limits")] {
@@ -178,14 +194,21 @@ fn check_container(ctx: &mut Ctx, c: &Value, base: &str, pod_non_root: Option<bo
             ctx.add(
                 rule,
                 format!("{base}.resources.{key}"),
-                format!("container {cname:?}: resources.{key} missing {}", m.join(", ")),
+                format!(
+                    "container {cname:?}: resources.{key} missing {}",
+                    m.join(", ")
+                ),
             );
         }
     }
     if probes {
         for (rule, key) in [(4usize, "readinessProbe"), (5usize, "livenessProbe")] {
             if get(c, key).and_then(Value::as_mapping).is_none() {
-                ctx.add(rule, format!("{base}.{key}"), format!("container {cname:?}: no {key}"));
+                ctx.add(
+                    rule,
+                    format!("{base}.{key}"),
+                    format!("container {cname:?}: no {key}"),
+                );
             }
         }
     }
@@ -195,7 +218,9 @@ fn check_container(ctx: &mut Ctx, c: &Value, base: &str, pod_non_root: Option<bo
         ctx.add(
             6,
             format!("{base}.securityContext.runAsNonRoot"),
-            format!("container {cname:?}: runAsNonRoot is not true (container or pod securityContext)"),
+            format!(
+                "container {cname:?}: runAsNonRoot is not true (container or pod securityContext)"
+            ),
         );
     }
     if get_bool(sc, "privileged") == Some(true) {
@@ -211,7 +236,11 @@ fn check_document(ctx: &mut Ctx, doc: &Value, required_labels: &[String]) {
     let labels = get(doc, "metadata").and_then(|m| get(m, "labels"));
     for l in required_labels {
         if labels.and_then(|ls| get(ls, l)).is_none() {
-            ctx.add(9, "metadata.labels".into(), format!("missing required label {l:?}"));
+            ctx.add(
+                9,
+                "metadata.labels".into(),
+                format!("missing required label {l:?}"),
+            );
         }
     }
     let Some(path) = pod_spec_path(ctx.kind) else {
@@ -235,7 +264,11 @@ fn check_document(ctx: &mut Ctx, doc: &Value, required_labels: &[String]) {
                 check_container(ctx, c, &base, pod_non_root, probes);
             }
         }
-        None => ctx.add(0, format!("{pod_path}.containers"), "containers is missing or not a list".into()),
+        None => ctx.add(
+            0,
+            format!("{pod_path}.containers"),
+            "containers is missing or not a list".into(),
+        ),
     }
     if let Some(cs) = get(spec, "initContainers").and_then(Value::as_sequence) {
         for (i, c) in cs.iter().enumerate() {
@@ -276,7 +309,11 @@ pub fn validate(text: &str, required_labels: &[String], mask: [bool; 10]) -> Vec
         let doc = match parsed {
             Ok(v) => v,
             Err(e) => {
-                ctx.add(0, String::new(), format!("invalid YAML: {}", first_line(&e.to_string())));
+                ctx.add(
+                    0,
+                    String::new(),
+                    format!("invalid YAML: {}", first_line(&e.to_string())),
+                );
                 continue;
             }
         };
@@ -303,7 +340,8 @@ pub fn validate(text: &str, required_labels: &[String], mask: [bool; 10]) -> Vec
         check_document(&mut ctx, &doc, required_labels);
     }
     out.sort_by(|a, b| {
-        (a.document, a.rule_id, &a.path, &a.message).cmp(&(b.document, b.rule_id, &b.path, &b.message))
+        (a.document, a.rule_id, &a.path, &a.message)
+            .cmp(&(b.document, b.rule_id, &b.path, &b.message))
     });
     out
 }
@@ -336,7 +374,8 @@ spec:
     #[test]
     fn finds_problems_and_parse_errors() {
         let all = resolve_rules(None).unwrap();
-        let bad = GOOD.replace("web:1.2.3", "web:latest") + "---\nkind: [unclosed\n---\n# only a comment\n";
+        let bad = GOOD.replace("web:1.2.3", "web:latest")
+            + "---\nkind: [unclosed\n---\n# only a comment\n";
         let v = validate(&bad, &["owner".into()], all);
         let ids: Vec<_> = v.iter().map(|v| (v.document, v.rule_id)).collect();
         assert_eq!(ids, vec![(0, "CODE001"), (0, "CODE009"), (1, "CODE000")]);
