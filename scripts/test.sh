@@ -7,8 +7,8 @@ VENV="${VENV:-.venv}"
 export PATH="$PWD/$VENV/bin:$PATH"
 status=0
 
-echo "== rust_core: cargo test, clippy"
-if (cd rust_core && cargo test -q 2>&1 | tail -5 && cargo clippy -q -- -D warnings); then
+echo "== rust_core: cargo fmt --check, clippy -D warnings, cargo test"
+if bash rust_core/check.sh; then
   echo "rust_core: ok"
 else
   echo "rust_core: FAILED"; status=1
