@@ -91,7 +91,7 @@ class DeployActivities:
     # ---------------------------------------------------------------- validate
     @activity.defn(name=A.VALIDATE_SPEC)
     async def validate(self, inp: ValidateInput) -> ValidateResult:
-        problems, warnings = validate_spec(inp.spec)
+        problems, warnings = await asyncio.to_thread(validate_spec, inp.spec)  # may ask Prometheus
         if inp.spec.artifact.secrets and not problems:
             problems += await self.check_secrets(inp.spec)
         return ValidateResult(ok=not problems, violations=problems, warnings=warnings)
@@ -144,18 +144,10 @@ class DeployActivities:
     # ---------------------------------------------------------------- analysis
     @activity.defn(name=A.ANALYSE)
     async def analyse(self, inp: AnalyseInput) -> AnalysisResult:
-        from activities.analysis import analyse_windows
+        # thresholds or Kayenta-style judge, provenance stored: activities/analysis.py
+        from activities.analysis import analyse_activity
 
-        platform = self.platform(inp.platform)
-        try:
-            samples = await platform.fetch_samples(
-                inp.service, inp.environment, inp.window_start, inp.window_end
-            )
-        except CodeError as exc:
-            raise to_application_error(exc) from None
-        return analyse_windows(
-            inp, samples.get(inp.canary_version), samples.get(inp.stable_version)
-        )
+        return await analyse_activity(self, inp)
 
     # ---------------------------------------------------------------- bench
     @activity.defn(name=A.NOOP)
@@ -197,7 +189,10 @@ def validate_spec(spec: DeploymentSpec) -> tuple[list[str], list[str]]:
             problems.append(
                 f"artifact.secrets.{env_name}: unknown secret reference scheme in {ref!r}"
             )
-    return problems, warnings
+    from activities.metrics.validate import validate_queries  # PromQL parsed by Prometheus
+
+    promql_problems, promql_warnings = validate_queries(spec)
+    return problems + promql_problems, warnings + promql_warnings
 
 
 def deploy_activities(settings: Settings) -> list[Callable[..., Any]]:

@@ -93,11 +93,18 @@ class SoakActivities:
         return ResolveTargetResult(url=endpoint, versions=versions)
 
     async def _sample(self, inp: SliceInput) -> ResourceSample | None:
-        if not inp.target.service or not inp.versions:
+        if inp.prometheus_query:
+            return await self._sample_prometheus(inp.prometheus_query)
+        if not inp.target.service:
             return None
         platform = self._platform()
+        versions = inp.versions
+        data = await platform.describe_raw(inp.target.service, inp.target.environment)
+        if data:  # follow what is serving now (a deployment may happen mid-soak)
+            weights = {k: int(v) for k, v in (data.get("weights") or {}).items()}
+            versions = sorted(v for v, w in weights.items() if w > 0) or versions
         rss, cpu, n = 0, 0.0, 0
-        for v in inp.versions:
+        for v in versions:
             for inst in await platform.resources(inp.target.service, inp.target.environment, v):
                 if inst.get("alive", True) and inst.get("rss_bytes"):
                     rss += int(inst["rss_bytes"])
@@ -106,6 +113,30 @@ class SoakActivities:
         if n == 0:
             return None
         return ResourceSample(t=time.time(), rss_bytes=rss, cpu_percent=cpu, instances=n)
+
+    async def _sample_prometheus(self, query: str) -> ResourceSample | None:
+        """Instant query against Prometheus' HTTP API; the series' values are summed."""
+        import httpx
+
+        url = self.settings.prometheus_url
+        if not url:
+            raise ApplicationError(
+                "checks.resources.prometheus_query needs CODE_PROMETHEUS_URL",
+                type="ConfigError",
+                non_retryable=True,
+            )
+        headers = {}
+        if self.settings.prometheus_token is not None:
+            headers["Authorization"] = f"Bearer {self.settings.prometheus_token.get_secret_value()}"
+        async with httpx.AsyncClient(timeout=5.0, headers=headers) as c:
+            r = await c.get(url.rstrip("/") + "/api/v1/query", params={"query": query})
+            r.raise_for_status()
+            body = r.json()
+        result = body.get("data", {}).get("result", [])
+        if not result:
+            return None
+        total = sum(float(series["value"][1]) for series in result)
+        return ResourceSample(t=time.time(), rss_bytes=int(total), instances=len(result))
 
     async def _sampler(
         self, inp: SliceInput, out: list[ResourceSample], stop: asyncio.Event
@@ -123,6 +154,12 @@ class SoakActivities:
     @activity.defn(name=SOAK_SLICE)
     async def run_slice(self, inp: SliceInput) -> SliceResult:
         _not_loopback(inp.url)
+        if inp.prometheus_query and not self.settings.prometheus_url:
+            raise ApplicationError(
+                "checks.resources.prometheus_query needs CODE_PROMETHEUS_URL",
+                type="ConfigError",
+                non_retryable=True,
+            )
         info = activity.info()
         profile = LoadProfile.model_validate(
             {
@@ -137,7 +174,7 @@ class SoakActivities:
         samples: list[ResourceSample] = []
         stop = asyncio.Event()
         sampler = None
-        if inp.sample_every_s > 0 and inp.target.service:
+        if inp.sample_every_s > 0 and (inp.target.service or inp.prometheus_query):
             sampler = asyncio.create_task(self._sampler(inp, samples, stop))
         beat: Callable[[Progress], None] = lambda p: activity.heartbeat(  # noqa: E731
             {

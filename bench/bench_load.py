@@ -243,7 +243,9 @@ def main() -> None:
             f"{ours_pc / per_core[k]:.2f}x" if per_core[k] else "-",
         )
     console.print(t)
-    a2 = Table(title=f"rate accuracy (our max = {max_rate:,.0f} req/s, {STEP_S}s per step, max_vus 1000)")
+    a2 = Table(
+        title=f"rate accuracy (our max = {max_rate:,.0f} req/s, {STEP_S}s per step, max_vus 1000)"
+    )
     for col in (
         "step",
         "requested/s",

@@ -26,7 +26,9 @@ def loopback_problem(url: str) -> str | None:
     except ValueError as exc:
         return f"{url!r} is not a valid URL ({exc})"
     if parts.scheme not in ("http",):
-        return f"{url!r}: only plain http:// targets are supported (got {parts.scheme or 'no'} scheme)"
+        return (
+            f"{url!r}: only plain http:// targets are supported (got {parts.scheme or 'no'} scheme)"
+        )
     if not host:
         return f"{url!r} has no host"
     if host.lower() == "localhost":
@@ -39,7 +41,9 @@ def loopback_problem(url: str) -> str | None:
             f"host name {host!r} is refused"
         )
     if not ip.is_loopback:
-        return f"{url!r}: load may only target loopback (127.0.0.0/8, ::1, localhost); {host} is not"
+        return (
+            f"{url!r}: load may only target loopback (127.0.0.0/8, ::1, localhost); {host} is not"
+        )
     return None
 
 

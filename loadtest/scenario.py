@@ -47,7 +47,7 @@ MAX_RATE = 1_000_000.0
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
 
 class Target(_Model):
@@ -119,7 +119,7 @@ class LoadProfile(_Model):
     """How fast: open model, arrivals per second independent of response times."""
 
     executor: Literal["constant", "ramping"] = "constant"
-    rate: float | None = Field(None, description="constant: arrivals per second")
+    rate: float | None = Field(None, gt=0, le=MAX_RATE, description="constant: arrivals per second")
     start_rate: float = Field(0.0, ge=0, le=MAX_RATE, description="ramping: rate at t=0")
     stages: list[Stage] = Field(default_factory=list)
     duration: Duration | None = Field(None, description="constant: how long")
@@ -129,10 +129,8 @@ class LoadProfile(_Model):
     @model_validator(mode="after")
     def _shape(self) -> LoadProfile:
         if self.executor == "constant":
-            if self.rate is None or not self.rate > 0:
-                raise ValueError("rate must be > 0 (arrivals per second)")
-            if self.rate > MAX_RATE:
-                raise ValueError(f"rate must be <= {MAX_RATE:g}")
+            if self.rate is None:
+                raise ValueError("rate is required for executor constant (arrivals per second)")
             if self.duration is None or self.duration.total_seconds() <= 0:
                 raise ValueError("duration must be positive")
             if self.stages:
@@ -199,8 +197,6 @@ def arrival_offsets(segments: list[tuple[float, float, float]], count: int) -> I
             dn = k - base_n
             disc = a * a + 4 * c2 * dn
             tau = 2 * dn / (a + math.sqrt(max(disc, 0.0))) if dn > 0 else 0.0
-            if dn > 0 and a == 0 and c2 == 0:
-                break
             yield base_t + min(tau, d)
             k += 1
         base_t += d
@@ -262,7 +258,9 @@ def _load_yaml(text: str, source: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(source, [f"malformed YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+        raise SpecError(
+            source, [f"malformed YAML{where}: {getattr(exc, 'problem', exc)}"]
+        ) from None
     if not isinstance(data, dict):
         raise SpecError(source, ["the document must be a mapping"])
     return data

@@ -423,6 +423,10 @@ def _mount() -> None:
         app.command("load")(load_cmd)
     except (ImportError, AttributeError):
         pass
+    from workers.cli_analysis import analyse, rejudge
+
+    app.command("rejudge")(rejudge)
+    app.command("analyse")(analyse)
 
 
 _mount()

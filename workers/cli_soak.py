@@ -40,7 +40,8 @@ def load(
     slo_latency_ms: float | None = typer.Option(None, "--slo-latency-ms"),
     json_out: bool = typer.Option(False, "--json", help="print the stats as JSON, no live view"),
 ) -> None:
-    """Run an open-model load (constant arrival rate) against a loopback target."""
+    """Run an open-model load against a loopback target (the scenario's profile, constant
+    or ramping; --rate forces a constant arrival rate). Exit 1 on errors or drops."""
     from rich.live import Live
 
     from loadtest.engine import LoadRun

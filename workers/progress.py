@@ -40,6 +40,11 @@ def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
         a = st.last_analysis
         style = {"pass": "green", "fail": "red"}.get(a.verdict, "yellow")
         head.add_row("analysis", Text(f"{a.verdict}: " + "; ".join(a.reasons), style=style))
+        if a.artifact_key:
+            head.add_row("provenance", f"{a.artifact_key}  (codectl rejudge {st.workflow_id})")
+    if st.last_analysis_error:
+        errors = f" ({st.analysis_errors} in a row)" if st.analysis_errors else ""
+        head.add_row("metrics error", Text(st.last_analysis_error + errors, style="red"))
     if st.reason:
         head.add_row("note", st.reason)
     if ui_link:

@@ -18,9 +18,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.analysis import AnalysisRun
     from workflows.models import (
-        AnalyseInput,
-        AnalysisResult,
         ApplyVersionInput,
         ApplyVersionResult,
         ApproveInput,
@@ -47,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.names import SA_OUTCOME, A
     from workflows.spec import AnalysisSpec, DeploymentSpec, PauseSpec, Step
+    from workflows.slo import AUDIT_ACTIVITY, BUDGET_ACTIVITY, AuditInput, AuditResult, BudgetInput, BudgetResult
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -78,6 +78,8 @@ class DeploymentWorkflow:
         self._approved_by: list[str] = []
         self._approval_seq = 0
         self._waiting_approval = False
+        self._override_by: str | None = None  # error-budget override (issue 8)
+        self._waiting_override = False
 
     # ------------------------------------------------------------ handlers
     @workflow.query
@@ -87,6 +89,13 @@ class DeploymentWorkflow:
 
     @workflow.update
     async def approve(self, inp: ApproveInput) -> ApproveResult:
+        # audited before it takes effect: the approver's identity lands in the hash-chained log
+        if workflow.patched("audit-approvals"):
+            await self._audit(inp.identity, "deployment.override" if inp.override else "deployment.approve",
+                              {"comment": inp.comment[:500]})
+        if inp.override:
+            self._override_by = inp.identity
+            return ApproveResult(accepted=True, identity=inp.identity, message="error-budget override granted")
         self._approval_seq += 1
         self._approved_by.append(inp.identity)
         if self._status:
@@ -97,6 +106,17 @@ class DeploymentWorkflow:
     def _validate_approve(self, inp: ApproveInput) -> None:
         if self._spec is None or self._status is None:
             raise ValueError("the deployment has not started yet")
+        if inp.override:
+            pol = self._spec.error_budget
+            allowed = (pol.override_approvers if pol else []) or self._spec.approvals.approvers
+            if allowed and inp.identity not in allowed:
+                raise ValueError(
+                    f"{inp.identity!r} may not override the error budget of {self._spec.service}; "
+                    f"allowed: {', '.join(allowed)}"
+                )
+            if not self._waiting_override:
+                raise ValueError("nothing is waiting for an error-budget override right now")
+            return
         approvers = self._spec.approvals.approvers
         if approvers and inp.identity not in approvers:
             raise ValueError(
@@ -105,6 +125,54 @@ class DeploymentWorkflow:
             )
         if not self._waiting_approval:
             raise ValueError("nothing is waiting for approval right now")
+
+    async def _audit(self, actor: str, action: str, detail: dict[str, str]) -> None:
+        spec = self._spec
+        assert spec is not None
+        await workflow.execute_activity(
+            AUDIT_ACTIVITY,
+            AuditInput(actor=actor, action=action, subject=f"{spec.service}/{spec.environment}@{spec.version}",
+                       detail={**detail, "workflow_id": workflow.info().workflow_id}),
+            result_type=AuditResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+        )
+
+    async def _error_budget_gate(self, spec: DeploymentSpec) -> None:
+        """While the service's SLO budget is spent, wait for an audited override (``approve --override``)."""
+        pol = spec.error_budget
+        if pol is None or not workflow.patched("error-budget-gate"):
+            return
+        assert self._status is not None
+        rec = self._begin(-1, "error_budget", f"error budget of SLO {pol.slo}")
+        res = await workflow.execute_activity(
+            BUDGET_ACTIVITY,
+            BudgetInput(service=spec.service, environment=spec.environment, slo=pol.slo, objective=pol.objective,
+                        window_seconds=pol.window.total_seconds(), good_query=pol.good_query,
+                        total_query=pol.total_query, platform=spec.platform),
+            result_type=BudgetResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY,
+        )
+        self._status.error_budget_remaining = res.remaining
+        if res.remaining > pol.min_remaining:
+            self._end(rec, "ok", f"{res.remaining:.1%} of the error budget left ({res.source})")
+            return
+        self._waiting_override = True
+        self._status.waiting_for_override = True
+        self._status.phase = "waiting for error-budget override"
+        self._note(f"error budget of {pol.slo} is spent ({res.remaining:.1%} left); "
+                   "an approver must override (codectl approve --override)")
+        try:
+            await workflow.wait_condition(lambda: self._override_by is not None or self._abort is not None,
+                                          timeout=pol.override_timeout)
+        except asyncio.TimeoutError:
+            self._end(rec, "failed", "no override")
+            raise ApplicationError(
+                f"error budget of {pol.slo} is spent and no override arrived within {pol.override_timeout}",
+                type="ErrorBudgetExhausted", non_retryable=True,
+            ) from None
+        finally:
+            self._waiting_override = False
+            self._status.waiting_for_override = False
+        self._check_abort()
+        self._end(rec, f"overridden by {self._override_by}", f"{res.remaining:.1%} of the error budget left")
 
     @workflow.signal
     def pause(self, inp: ControlInput) -> None:
@@ -257,6 +325,7 @@ class DeploymentWorkflow:
                 non_retryable=True,
             )
         self._end(rec, "ok", "; ".join(val.warnings))
+        await self._error_budget_gate(spec)
         await self._ledger("intent")
         lkg = await workflow.execute_activity(
             A.LEDGER_LAST_GOOD,
@@ -454,62 +523,9 @@ class DeploymentWorkflow:
     async def _analyse(
         self, a: AnalysisSpec, spec: DeploymentSpec, stable: str, index: int, rec: StepRecord
     ) -> None:
+        # thresholds or Kayenta-style judge, Argo limits, decisions: workflows/analysis.py
         assert self._status is not None
-        if a.warmup.total_seconds() > 0:
-            await self._sleep(a.warmup)
-        failures = inconclusive = 0
-        for n in range(a.count):
-            start = workflow.now().timestamp()
-            await self._sleep(a.interval)
-            res = await workflow.execute_activity(
-                A.ANALYSE,
-                AnalyseInput(
-                    service=spec.service,
-                    environment=spec.environment,
-                    canary_version=spec.version,
-                    stable_version=stable,
-                    window_start=start,
-                    window_end=workflow.now().timestamp(),
-                    spec=spec,
-                    step_index=index,
-                    interval_index=n,
-                    run_id=workflow.info().run_id,
-                    platform=spec.platform,
-                ),
-                result_type=AnalysisResult,
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=RETRY,
-            )
-            self._status.last_analysis = res
-            if res.verdict == "fail":
-                failures += 1
-            elif res.verdict == "inconclusive":
-                inconclusive += 1
-            if failures > a.failure_limit:
-                self._end(rec, "failed", "; ".join(res.reasons))
-                raise ApplicationError(
-                    f"analysis failed at step {index}: " + "; ".join(res.reasons),
-                    type="AnalysisFailed",
-                    non_retryable=True,
-                )
-            if inconclusive > a.inconclusive_limit:
-                if a.on_inconclusive == "pause":
-                    await self._wait_approval(
-                        PauseSpec(until_approved=True, timeout=spec.approvals.timeout),
-                        "inconclusive analysis",
-                    )
-                    inconclusive = 0
-                elif a.on_inconclusive == "rollback":
-                    self._end(rec, "inconclusive", "; ".join(res.reasons))
-                    raise ApplicationError(
-                        f"analysis inconclusive at step {index}: " + "; ".join(res.reasons),
-                        type="AnalysisInconclusive",
-                        non_retryable=True,
-                    )
-            self._check_abort()
-        self._end(
-            rec, "ok", f"{a.count} interval(s), {failures} failed, {inconclusive} inconclusive"
-        )
+        await AnalysisRun(self, a, spec, stable, index, rec).run()
 
     # ------------------------------------------------------------ compensation
     async def _compensate(self, spec: DeploymentSpec, exc: BaseException) -> DeployResult:

@@ -97,7 +97,8 @@ class SoakTestWorkflow:
         slice_s = plan.slice_s
         this_run = 0
         while carry.next_slice < plan.n_slices and not carry.breach and not self._abort:
-            if this_run >= plan.slices_per_run or workflow.info().is_continue_as_new_suggested():
+            suggested = this_run > 0 and workflow.info().is_continue_as_new_suggested()
+            if this_run >= plan.slices_per_run or suggested:
                 self._set_phase("continuing as new")
                 carry.runs += 1
                 workflow.continue_as_new(SoakInput(plan=plan, carry=carry, actor=inp.actor))
