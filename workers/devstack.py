@@ -45,9 +45,12 @@ class Stack:
 
     def stop(self) -> None:
         """Stop what this process started (attached mode), newest first."""
+        pids = {p.pid for p in self.procs}
         for proc in reversed(self.procs):
             _terminate(proc.pid, proc)
         self.procs.clear()
+        record = _load_record(self.settings)
+        _save_record(self.settings, {k: v for k, v in record.items() if v not in pids})
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -165,7 +168,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def ensure(
-    settings: Settings, detach: bool, with_worker: bool = True, ui_port: int = 8233
+    settings: Settings, detach: bool, with_worker: bool = True, ui_port: int | None = None
 ) -> Stack:
     """Start whatever part of the stack is not running; reuse the rest."""
     state = settings.state_dir
@@ -178,6 +181,7 @@ def ensure(
     host, port = _host_port(settings.temporal_address)
     _require_loopback(host, "the Temporal address")
     ui = settings.temporal_ui_url
+    ui_port = ui_port or urlparse(ui).port or 8233
     if _port_open(host, port):
         stack.components.append(
             Component("temporal", f"{settings.temporal_address} (UI {ui})", "reused")
@@ -257,12 +261,10 @@ def ensure(
                 Component("worker", settings.task_queue, "started", proc.pid, log)
             )
 
+    # recorded either way, so a second `codectl dev` finds and reuses them
+    _save_record(settings, record)
     if detach:
-        _save_record(settings, record)
         stack.procs.clear()  # detached: they outlive us; `codectl down` stops them
-    else:
-        started = {c.name for c in stack.components if c.state == "started"}
-        _save_record(settings, {k: v for k, v in record.items() if k not in started})
     return stack
 
 
