@@ -166,15 +166,30 @@ async def main() -> None:
 
         rss.peak = 0
         n = 500
+        procs = {"worker": psutil.Process(worker.pid), "temporal server": psutil.Process(server.pid),
+                 "client (this process)": psutil.Process()}
+
+        def cpu() -> dict[str, float]:
+            out = {}
+            for name, p in procs.items():
+                ts = [p.cpu_times()] + [c.cpu_times() for c in p.children(recursive=True)]
+                out[name] = sum(t.user + t.system for t in ts)
+            return out
+
+        before = cpu()
         t = time.perf_counter()
         await asyncio.gather(*(deployment(1000 + i) for i in range(n)))
         total = time.perf_counter() - t
+        after = cpu()
         rss.running = False
         print(f"\n== 2. {n} concurrent no-op deployments on one worker")
         print(
             f"completion time {total:.1f} s, throughput {n / total:.1f} deployments/s, "
             f"worker peak RSS {rss.peak / 2**20:.0f} MiB"
         )
+        print("CPU seconds spent during the run (2 cores shared by all three):")
+        for name in procs:
+            print(f"  {name:<24}{after[name] - before[name]:>8.1f} s")
     finally:
         if worker is not None:
             worker.terminate()

@@ -29,6 +29,7 @@ from workflows.models import (
     ValidateResult,
 )
 from workflows.names import A
+from workflows.slo import AuditInput, AuditResult
 from workflows.spec import DeploymentSpec
 
 
@@ -42,6 +43,7 @@ class FakePlatform:
     bad_versions: set[str] = field(default_factory=set)
     analysis_calls: int = 0
     fail_apply: bool = False
+    audits: list[AuditInput] = field(default_factory=list)
 
     def activities(self) -> list:
         p = self
@@ -131,4 +133,9 @@ class FakePlatform:
         async def noop(inp: NoopInput) -> NoopInput:
             return inp
 
-        return [validate, apply, traffic, retire, describe, analyse, record, last_good, noop]
+        @activity.defn(name="audit.record")  # approvals/overrides are audited (issue 8)
+        async def audit(inp: AuditInput) -> AuditResult:
+            p.audits.append(inp)
+            return AuditResult(seq=len(p.audits) - 1, hash="0" * 64)
+
+        return [validate, apply, traffic, retire, describe, analyse, record, last_good, noop, audit]
