@@ -312,29 +312,32 @@ app.command("abort")(
 
 
 @app.command()
-def approve(workflow_id: str, comment: str = "", actor: str = typer.Option(None)) -> None:
-    """Approve a deployment waiting at an approval gate."""
-    raise typer.Exit(run_async(_approve(workflow_id, comment, actor or identity())))
+def approve(
+    workflow_id: str,
+    comment: str = "",
+    override: bool = typer.Option(False, "--override", help="override a spent error budget"),
+    actor: str = typer.Option(None),
+) -> None:
+    """Approve a deployment waiting at an approval gate (rejections are audited)."""
+    raise typer.Exit(run_async(_approve(workflow_id, comment, actor or identity(), override)))
 
 
-async def _approve(workflow_id: str, comment: str, actor: str) -> int:
-    from temporalio.client import WorkflowUpdateFailedError
+async def _approve(workflow_id: str, comment: str, actor: str, override: bool) -> int:
     from temporalio.service import RPCError
 
-    from workflows.models import ApproveInput, ApproveResult
+    from workers.cli_ops import approve as send_approval
 
-    client = await client_for(Settings())
+    settings = Settings()
+    client = await client_for(settings)
     try:
-        res = await client.get_workflow_handle(workflow_id).execute_update(
-            "approve", ApproveInput(identity=actor, comment=comment), result_type=ApproveResult
-        )
-    except WorkflowUpdateFailedError as exc:
-        err.print(f"[red]approval rejected:[/red] {exc.cause}")
-        return 1
+        ok, msg = await send_approval(client, settings, workflow_id, actor, comment, override=override)
     except RPCError as exc:
         err.print(f"[red]error:[/red] {workflow_id}: {exc}")
         return 1
-    console.print(f"[green]approved[/green] {workflow_id} as {res.identity}")
+    if not ok:
+        err.print(f"[red]approval rejected:[/red] {msg}")
+        return 1
+    console.print(f"[green]approved[/green] {workflow_id} as {actor}" + (f": {msg}" if msg else ""))
     return 0
 
 
@@ -411,6 +414,8 @@ def _mount() -> None:
         ("workers.cli_audit", "config_app", "config"),
         ("workers.cli_chaos", "chaos_app", "chaos"),
         ("workers.cli_soak", "soak_app", "soak"),
+        ("workers.cli_ops", "slo_app", "slo"),
+        ("workers.cli_ops", "codec_app", "codec"),
     ):
         try:
             sub = getattr(importlib.import_module(module), attr)
@@ -424,6 +429,9 @@ def _mount() -> None:
     except (ImportError, AttributeError):
         pass
     from workers.cli_analysis import analyse, rejudge
+    from workers.cli_ops import codec_server
+
+    app.command("codec-server")(codec_server)
 
     app.command("rejudge")(rejudge)
     app.command("analyse")(analyse)

@@ -113,6 +113,19 @@ def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: flo
         proc.wait(timeout=5)
 
 
+def _metrics_port() -> int:
+    """9464 (the worker's conventional port) when it and 9465 (SDK metrics) are free, else a free pair."""
+    if not _port_open("127.0.0.1", 9464) and not _port_open("127.0.0.1", 9465):
+        return 9464
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 65535 and not _port_open("127.0.0.1", port + 1):
+            return port
+    raise ServerUnavailable("no free port pair for the worker's metrics")
+
+
 def _record_path(settings: Settings) -> Path:
     return settings.state_dir / "stack.json"
 
@@ -251,7 +264,8 @@ def ensure(
             )
         else:
             log = logs / "worker.log"
-            proc = _spawn([sys.executable, "-m", "workers.worker"], log, env)
+            metrics = {"CODE_METRICS_PORT": os.environ.get("CODE_METRICS_PORT") or str(_metrics_port())}
+            proc = _spawn([sys.executable, "-m", "workers.worker"], log, {**env, **metrics})
             time.sleep(1.0)
             if proc.poll() is not None:
                 raise ServerUnavailable(f"worker exited at start; see {log}")

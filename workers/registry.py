@@ -10,19 +10,23 @@ from activities.settings import Settings
 
 
 def workflows() -> list[type]:
+    from workflows.chaos import ChaosExperimentWorkflow
     from workflows.deployment import DeploymentWorkflow
     from workflows.rollback import RollbackWorkflow
-    from workflows.chaos import ChaosExperimentWorkflow  # noqa: I001
+    from workflows.soak import SoakTestWorkflow
 
-    return [DeploymentWorkflow, RollbackWorkflow, ChaosExperimentWorkflow, __import__("workflows.soak").soak.SoakTestWorkflow]  # noqa: E501 - soak tests
+    return [DeploymentWorkflow, RollbackWorkflow, ChaosExperimentWorkflow, SoakTestWorkflow]
 
 
 def activities(settings: Settings) -> list[Callable[..., Any]]:
+    from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
+    from activities.slo import slo_activities
+    from activities.soak import soak_activities
 
-    acts: list[Callable[..., Any]] = []
-    acts += deploy_activities(settings)
-    acts += __import__("activities.chaos").chaos.chaos_activities(settings)  # chaos experiments
-    acts += __import__("activities.soak").soak.soak_activities(settings)  # soak tests
-    acts += __import__("activities.slo").slo.slo_activities(settings)  # error budgets + audit (issue 8)
-    return acts
+    return [
+        *deploy_activities(settings),  # deployments, rollbacks, analysis, ledger
+        *chaos_activities(settings),  # chaos experiments: probes, faults, journal
+        *soak_activities(settings),  # soak slices and reports
+        *slo_activities(settings),  # error budgets and the audit log
+    ]

@@ -30,7 +30,10 @@ def build_worker(
     workflows: Sequence[type] | None = None,
     **kwargs: Any,
 ) -> Worker:
+    from workers.telemetry import worker_interceptors
+
     acts = list(activities) if activities is not None else registry.activities(settings)
+    kwargs["interceptors"] = [*worker_interceptors(settings, client), *kwargs.get("interceptors", [])]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -41,17 +44,28 @@ def build_worker(
     )
 
 
-async def connect_from_settings(settings: Settings) -> Client:
+async def connect_from_settings(settings: Settings, *, sdk_metrics: bool = False) -> Client:
+    """Connect with TLS, the payload codec and tracing from settings; ``sdk_metrics`` (the
+    worker process only) also exports Temporal SDK metrics when ``metrics_port`` is set."""
+    from workers import codec, telemetry
     from workers.tls import tls_config
 
+    codec.install_from_settings(settings)  # payload encryption when a keyring is configured
+    extra: dict[str, Any] = {"interceptors": telemetry.client_interceptors(settings)}
+    runtime = telemetry.runtime_for(settings) if sdk_metrics else None
+    if runtime is not None:
+        extra["runtime"] = runtime
     return await connect(  # type: ignore[no-any-return]
-        settings.temporal_address, settings.temporal_namespace, tls=tls_config(settings)
+        settings.temporal_address, settings.temporal_namespace, tls=tls_config(settings), **extra
     )
 
 
 async def run(settings: Settings | None = None) -> None:
     settings = settings or Settings()
-    client = await connect_from_settings(settings)
+    from workers.telemetry import start_metrics_server
+
+    client = await connect_from_settings(settings, sdk_metrics=True)
+    metrics = start_metrics_server(settings)  # /metrics when CODE_METRICS_PORT is set
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -60,6 +74,11 @@ async def run(settings: Settings | None = None) -> None:
     log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
     async with worker:
         await stop.wait()
+    if metrics is not None:
+        metrics.shutdown()
+    from workers.telemetry import shutdown as stop_tracing
+
+    stop_tracing()  # flush the last spans
     log.info("worker stopped")
 
 

@@ -45,8 +45,15 @@ with workflow.unsafe.imports_passed_through():
         ValidateResult,
     )
     from workflows.names import SA_OUTCOME, A
+    from workflows.slo import (
+        AUDIT_ACTIVITY,
+        BUDGET_ACTIVITY,
+        AuditInput,
+        AuditResult,
+        BudgetInput,
+        BudgetResult,
+    )
     from workflows.spec import AnalysisSpec, DeploymentSpec, PauseSpec, Step
-    from workflows.slo import AUDIT_ACTIVITY, BUDGET_ACTIVITY, AuditInput, AuditResult, BudgetInput, BudgetResult
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -162,7 +169,7 @@ class DeploymentWorkflow:
         try:
             await workflow.wait_condition(lambda: self._override_by is not None or self._abort is not None,
                                           timeout=pol.override_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._end(rec, "failed", "no override")
             raise ApplicationError(
                 f"error budget of {pol.slo} is spent and no override arrived within {pol.override_timeout}",
@@ -534,6 +541,11 @@ class DeploymentWorkflow:
         reason = _reason(exc)
         aborted = isinstance(exc, (Aborted, asyncio.CancelledError))
         outcome = "aborted" if aborted else "failed"
+        if aborted and self._abort is not None and workflow.patched("audit-aborts"):
+            try:
+                await self._audit(self._abort.identity, "deployment.abort", {"reason": self._abort.reason[:500]})
+            except ActivityError:
+                workflow.logger.warning("could not audit the abort")
         for rec in self._status.steps:
             if rec.finished_at is None:
                 self._end(rec, "interrupted", reason)

@@ -86,7 +86,7 @@ class Indicator(_M):
 
 
 class TimeWindow(_M):
-    duration: Duration = "30d"
+    duration: Duration = Field(default="30d")  # type: ignore[assignment]
     is_rolling: bool = Field(True, alias="isRolling")
 
 
