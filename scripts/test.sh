@@ -14,6 +14,9 @@ else
   echo "rust_core: FAILED"; status=1
 fi
 
+echo "== ruff (lint)"
+if ! ruff check .; then echo "ruff: FAILED"; status=1; fi
+
 echo "== pytest"
 python -m pytest -q -ra --durations=15 "$@"
 rc=$?

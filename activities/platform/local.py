@@ -23,7 +23,6 @@ from activities.platform.base import (
     SecretResolutionFailed,
     UnhealthyVersion,
 )
-from workflows.spec import DeploymentSpec
 from workflows.models import (
     ApplyVersionInput,
     ApplyVersionResult,
@@ -34,6 +33,7 @@ from workflows.models import (
     SetTrafficInput,
     SetTrafficResult,
 )
+from workflows.spec import DeploymentSpec
 
 
 class WindowSample(BaseModel):

@@ -16,8 +16,8 @@ Endpoints: ``/healthz`` (200 "ok"), ``/`` and ``/work`` (JSON with the version),
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 import os
 import random
 import signal
