@@ -143,6 +143,10 @@ async def test_abort_mid_pause_compensates(ts_env: WorkflowEnvironment) -> None:
     assert "alice" in res.reason
     assert fake.weights == {"v1": 100}
     assert set(fake.running) == {"v1"}
+    # the abort and who asked for it land in the hash-chained audit log
+    aborts = [a for a in fake.audits if a.action == "deployment.abort"]
+    assert len(aborts) == 1 and aborts[0].actor == "alice"
+    assert aborts[0].detail["reason"] == "looks wrong"
 
 
 async def test_approval_gate_waits_records_who_and_rejects_strangers(
