@@ -12,14 +12,18 @@ activities through ``asyncio.to_thread``):
   checksum raises ``ArtifactCorrupted``; an unknown key/version ``ArtifactNotFound``.
 * ``list(prefix) -> list[str]`` the keys under a prefix (sorted);
   ``versions(key) -> list[ArtifactRef]`` oldest first.
-* Unreachable storage raises ``ArtifactStoreUnavailable`` (a ``ServerUnavailable``) after
-  botocore's own retries with backoff (``standard`` mode). ``application_error(exc)``
-  maps these to Temporal ``ApplicationError`` types (corrupted / not found:
+* Unreachable storage (connection refused, timeouts, 5xx) raises
+  ``ArtifactStoreUnavailable`` (a ``ServerUnavailable``) after botocore's own retries with
+  backoff (``standard`` mode). A 403 (``AccessDenied``, unknown access key, wrong secret
+  key) raises ``ArtifactAccessDenied`` naming the bucket/key and what to fix; botocore
+  does not retry it and neither should Temporal. ``application_error(exc)`` maps these
+  to Temporal ``ApplicationError`` types (access denied / corrupted / not found:
   non-retryable; unavailable: retryable).
 
 ``LocalArtifactStore(dir)``: ``<dir>/<key>.versions/<000001>`` data files with a
 ``<000001>.json`` sidecar (sha256, size, content type); a version exists once its sidecar
-does. ``S3ArtifactStore``: the bucket is created if missing with versioning enabled; the
+does. ``S3ArtifactStore``: the bucket is created if missing and versioning is enabled when
+it is not already (so an identity without bucket-admin rights can use a prepared bucket); the
 SHA-256 lives in the object's user metadata (``x-amz-meta-sha256``).
 """
 
@@ -62,8 +66,15 @@ class ArtifactCorrupted(ArtifactError):
     """Stored bytes do not match the checksum recorded when they were written."""
 
 
+class ArtifactAccessDenied(ArtifactError):
+    """The store refused the credentials (403): wrong keys or missing permissions."""
+
+
 class ArtifactStoreUnavailable(ServerUnavailable):
     """The artifact store (S3 endpoint, directory) cannot be reached."""
+
+
+_DENIED_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -249,6 +260,26 @@ class S3ArtifactStore:
     def _where(self) -> str:
         return f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
 
+    def _denied_hint(self, code: str) -> str:
+        where = self._where()
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return (
+                f"{where} rejected the credentials ({code}: unknown access key or wrong "
+                "secret key); check CODE_S3_ACCESS_KEY and CODE_S3_SECRET_KEY"
+            )
+        if code == "AccessDenied":
+            return (
+                f"access denied by {where} (AccessDenied): the credentials are valid but "
+                f"lack permission for this operation; grant them Read, Write and List on "
+                f"bucket {self.bucket} (Admin too if the engine must create the bucket or "
+                "enable versioning), or configure other credentials"
+            )
+        return (  # a bare 403 (HEAD requests carry no error body)
+            f"access denied by {where} (403): wrong access/secret key or missing "
+            f"permission on bucket {self.bucket}; check CODE_S3_ACCESS_KEY, "
+            "CODE_S3_SECRET_KEY and the identity's permissions"
+        )
+
     def _classify(self, exc: Exception, what: str) -> Exception:
         from botocore.exceptions import (
             ClientError,
@@ -273,8 +304,8 @@ class S3ArtifactStore:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("NoSuchKey", "NoSuchVersion", "404", "NotFound") or status == 404:
                 return ArtifactNotFound(f"{what}: not found in {self._where()}")
-            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                return ArtifactError(f"{what}: access denied by {self._where()} ({code})")
+            if status == 403 or code in _DENIED_CODES:
+                return ArtifactAccessDenied(f"{what}: {self._denied_hint(code)}")
             if status is not None and status >= 500:
                 return ArtifactStoreUnavailable(f"{what}: {self._where()} failed ({code})")
             return ArtifactError(f"{what}: {self._where()} refused the request ({code})")
@@ -306,6 +337,14 @@ class S3ArtifactStore:
             self._call(f"create bucket {self.bucket}", self.s3.create_bucket, **create)
         except Exception as exc:
             raise self._classify(exc, f"bucket {self.bucket}") from exc
+        status = self._call(
+            f"get versioning of bucket {self.bucket}",
+            self.s3.get_bucket_versioning,
+            Bucket=self.bucket,
+        ).get("Status")
+        if status == "Enabled":
+            self._bucket_ready = True
+            return
         self._call(
             f"enable versioning on {self.bucket}",
             self.s3.put_bucket_versioning,
@@ -322,7 +361,7 @@ class S3ArtifactStore:
         check_key(key)
         digest = sha256_hex(data)
         resp = self._call(
-            f"put {key}",
+            f"put s3://{self.bucket}/{key}",
             self.s3.put_object,
             Bucket=self.bucket,
             Key=key,
@@ -338,7 +377,7 @@ class S3ArtifactStore:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": check_key(key)}
         if version_id is not None:
             args["VersionId"] = version_id
-        what = f"get {key}" + (f" version {version_id}" if version_id else "")
+        what = f"get s3://{self.bucket}/{key}" + (f" version {version_id}" if version_id else "")
         resp = self._call(what, self.s3.get_object, **args)
         data: bytes = resp["Body"].read()
         meta = {k.lower(): v for k, v in (resp.get("Metadata") or {}).items()}

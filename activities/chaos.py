@@ -130,9 +130,19 @@ class ChaosActivities:
     @activity.defn(name=CA.ROLLBACK)
     async def rollback(self, inp: RollbackInput) -> RevertResult:
         rb = inp.rollback
+        if rb.target.platform == "kubernetes" and rb.action == "remove_faults":
+            k8s = self._platform("kubernetes")
+            sel = rb.target
+
+            async def sweep() -> str:
+                gone = await k8s.sweep(sel.environment, sel.service)
+                return f"removed {len(gone)} chaos NetworkPolicy(ies): {', '.join(gone) or '-'}"
+
+            return RevertResult(detail=await self._guard(f"rollback {rb.name}", sweep))
         if rb.target.platform != "local":
             raise ApplicationError(
-                f"rollback {rb.action!r} is only implemented for the local platform",
+                f"rollback {rb.action!r} is only implemented for the local platform"
+                " (kubernetes: remove_faults only)",
                 type="UnsupportedRollback",
                 non_retryable=True,
             )

@@ -25,7 +25,9 @@ Contract
   of the first broken record (``rust_core.verify_chain``).
 * ``LedgerActivities`` exposes ``record``/``last_known_good`` as Temporal activities,
   runs the blocking DB calls in a thread and maps an unreachable database to a
-  retryable ``ApplicationError(type="LedgerUnavailable")``.
+  retryable ``ApplicationError(type="LedgerUnavailable")`` whose message names the URL
+  with its password masked. The engine pings pooled connections before use
+  (``pool_pre_ping``), so calls succeed again as soon as the server is back.
 """
 
 import asyncio
@@ -403,9 +405,14 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _unavailable(exc: BaseException) -> ApplicationError:
+def _unavailable(exc: BaseException, url: str) -> ApplicationError:
+    """Retryable failure naming the database (password masked) and the driver's reason."""
+    where = make_url(url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return ApplicationError(
-        f"ledger database unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+        f"ledger database {where} unreachable ({type(exc).__name__}: "
+        f"{(reason[0] if reason else '')[:300]}); will retry: check that the database "
+        "server is running and reachable (CODE_LEDGER_URL)",
         type="LedgerUnavailable",
         non_retryable=False,
     )
@@ -421,10 +428,10 @@ class LedgerActivities:
         try:
             return await asyncio.to_thread(fn, *args)
         except _UNREACHABLE as exc:
-            raise _unavailable(exc) from exc
+            raise _unavailable(exc, self.ledger.url) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                raise _unavailable(exc) from exc
+                raise _unavailable(exc, self.ledger.url) from exc
             raise
 
     @activity.defn(name=A.LEDGER_RECORD)

@@ -15,11 +15,13 @@ rollbacks, whatever happened before):
 | ``memory_pressure`` | local | host | a process holds ``mb`` MiB | kill it (self-exits after ``max_duration_s``) |
 | ``delete_pod`` | kubernetes | instance | delete the pod | wait until the Deployment is available again |
 | ``scale_down`` | kubernetes | route | scale the Deployment to ``replicas`` | scale back to the recorded replica count |
+| ``network_partition`` | kubernetes | route | a deny-all NetworkPolicy for the pods (``direction``: ingress, egress, both) | delete the policy |
 
 Chaos Toolkit experiments call these as python providers with
 ``module: code.faults`` and ``func: <kind>``; rollbacks may call
 ``code.faults.restore`` (restore a version) and ``code.faults.remove_faults``
-(remove every router fault of a service/environment)."""
+(remove every router fault of a service/environment; on kubernetes, every
+``code-chaos`` NetworkPolicy of the service in the namespace)."""
 
 from __future__ import annotations
 
@@ -93,13 +95,23 @@ CATALOGUE: dict[str, FaultKind] = {
             "scale the Deployment down",
             {"replicas": int},
         ),
+        FaultKind(
+            "network_partition",
+            "kubernetes",
+            "route",
+            "deny the pods' ingress and/or egress with a NetworkPolicy",
+            {"direction": str},
+        ),
     )
 }
+
+NETWORK_DIRECTIONS = ("ingress", "egress", "both")
 
 # rollback-only helpers callable from Chaos Toolkit rollbacks
 ROLLBACK_ACTIONS = {
     "restore": "restore a service version: restart dead instances, SIGCONT stopped ones",
-    "remove_faults": "remove every router fault of a service/environment",
+    "remove_faults": "remove every router fault (kubernetes: chaos NetworkPolicy) of a "
+    "service/environment",
 }
 
 # keys a catalogue function accepts as its target selector (not fault params)
@@ -134,4 +146,10 @@ def check_params(kind: str, params: dict[str, object]) -> list[str]:
     status = params.get("status")
     if isinstance(status, int) and not 400 <= status <= 599:
         problems.append(f"fault {kind!r} status must be an HTTP error status 400..599")
+    direction = params.get("direction")
+    if isinstance(direction, str) and direction not in NETWORK_DIRECTIONS:
+        problems.append(
+            f"fault {kind!r} parameter 'direction' must be one of "
+            f"{', '.join(NETWORK_DIRECTIONS)}, got {direction!r}"
+        )
     return problems

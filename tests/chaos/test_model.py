@@ -113,6 +113,37 @@ def test_fault_params_are_checked() -> None:
     )
 
 
+def _partition(**params: Any) -> dict[str, Any]:
+    return doc(
+        method=[
+            {
+                "action": {
+                    "name": "cut",
+                    "fault": "network_partition",
+                    "params": params,
+                    "target": {"platform": "kubernetes", "service": "demo", "environment": "dev"},
+                }
+            }
+        ]
+    )
+
+
+def test_network_partition_direction_is_checked() -> None:
+    for ok in ({}, {"direction": "ingress"}, {"direction": "egress"}, {"direction": "both"}):
+        assert parse_experiment(_partition(**ok), environ=ENV).actions()[0].params == ok
+    with pytest.raises(SpecError) as ei:
+        parse_experiment(_partition(direction="sideways"), environ=ENV)
+    assert "parameter 'direction' must be one of ingress, egress, both, got 'sideways'" in str(
+        ei.value
+    )
+    with pytest.raises(SpecError, match="parameter 'direction' has the wrong type"):
+        parse_experiment(_partition(direction=1), environ=ENV)
+    local = _partition()
+    local["method"][0]["action"]["target"]["platform"] = "local"
+    with pytest.raises(SpecError, match="is a kubernetes fault but the target platform is 'local'"):
+        parse_experiment(local, environ=ENV)
+
+
 def test_unknown_configuration_reference_is_refused() -> None:
     with pytest.raises(SpecError, match=r"\$\{nope\} is not in configuration"):
         parse_experiment(
@@ -274,6 +305,16 @@ def test_merge_protected_from_environment() -> None:
 def test_native_examples_load() -> None:
     for p in sorted(NATIVE.glob("*.yaml")):
         assert load_experiment(p, environ=ENV).title
+
+
+def test_k8s_network_partition_example_parses() -> None:
+    exp = load_experiment(NATIVE / "k8s-network-partition.yaml", environ=ENV)
+    [action] = exp.actions()
+    assert action.fault == "network_partition" and action.params == {"direction": "ingress"}
+    assert action.target.platform == "kubernetes" and action.target.version == "v2"
+    assert [(r.action, r.target.platform) for r in exp.rollbacks] == [
+        ("remove_faults", "kubernetes")
+    ]
 
 
 IMPORTED = {
