@@ -14,7 +14,7 @@ import math
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
     )
-    from workflows.names import SA_OUTCOME, A
+    from workflows.names import SA_ENVIRONMENT, SA_KIND, SA_OUTCOME, SA_SERVICE, SA_VERSION, A
     from workflows.slo import (
         AUDIT_ACTIVITY,
         BUDGET_ACTIVITY,
@@ -98,11 +98,16 @@ class DeploymentWorkflow:
     async def approve(self, inp: ApproveInput) -> ApproveResult:
         # audited before it takes effect: the approver's identity lands in the hash-chained log
         if workflow.patched("audit-approvals"):
-            await self._audit(inp.identity, "deployment.override" if inp.override else "deployment.approve",
-                              {"comment": inp.comment[:500]})
+            await self._audit(
+                inp.identity,
+                "deployment.override" if inp.override else "deployment.approve",
+                {"comment": inp.comment[:500]},
+            )
         if inp.override:
             self._override_by = inp.identity
-            return ApproveResult(accepted=True, identity=inp.identity, message="error-budget override granted")
+            return ApproveResult(
+                accepted=True, identity=inp.identity, message="error-budget override granted"
+            )
         self._approval_seq += 1
         self._approved_by.append(inp.identity)
         if self._status:
@@ -138,9 +143,15 @@ class DeploymentWorkflow:
         assert spec is not None
         await workflow.execute_activity(
             AUDIT_ACTIVITY,
-            AuditInput(actor=actor, action=action, subject=f"{spec.service}/{spec.environment}@{spec.version}",
-                       detail={**detail, "workflow_id": workflow.info().workflow_id}),
-            result_type=AuditResult, start_to_close_timeout=SHORT, retry_policy=RETRY,
+            AuditInput(
+                actor=actor,
+                action=action,
+                subject=f"{spec.service}/{spec.environment}@{spec.version}",
+                detail={**detail, "workflow_id": workflow.info().workflow_id},
+            ),
+            result_type=AuditResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
         )
 
     async def _error_budget_gate(self, spec: DeploymentSpec) -> None:
@@ -152,10 +163,19 @@ class DeploymentWorkflow:
         rec = self._begin(-1, "error_budget", f"error budget of SLO {pol.slo}")
         res = await workflow.execute_activity(
             BUDGET_ACTIVITY,
-            BudgetInput(service=spec.service, environment=spec.environment, slo=pol.slo, objective=pol.objective,
-                        window_seconds=pol.window.total_seconds(), good_query=pol.good_query,
-                        total_query=pol.total_query, platform=spec.platform),
-            result_type=BudgetResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY,
+            BudgetInput(
+                service=spec.service,
+                environment=spec.environment,
+                slo=pol.slo,
+                objective=pol.objective,
+                window_seconds=pol.window.total_seconds(),
+                good_query=pol.good_query,
+                total_query=pol.total_query,
+                platform=spec.platform,
+            ),
+            result_type=BudgetResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
         )
         self._status.error_budget_remaining = res.remaining
         if res.remaining > pol.min_remaining:
@@ -164,22 +184,31 @@ class DeploymentWorkflow:
         self._waiting_override = True
         self._status.waiting_for_override = True
         self._status.phase = "waiting for error-budget override"
-        self._note(f"error budget of {pol.slo} is spent ({res.remaining:.1%} left); "
-                   "an approver must override (codectl approve --override)")
+        self._note(
+            f"error budget of {pol.slo} is spent ({res.remaining:.1%} left); "
+            "an approver must override (codectl approve --override)"
+        )
         try:
-            await workflow.wait_condition(lambda: self._override_by is not None or self._abort is not None,
-                                          timeout=pol.override_timeout)
+            await workflow.wait_condition(
+                lambda: self._override_by is not None or self._abort is not None,
+                timeout=pol.override_timeout,
+            )
         except TimeoutError:
             self._end(rec, "failed", "no override")
             raise ApplicationError(
                 f"error budget of {pol.slo} is spent and no override arrived within {pol.override_timeout}",
-                type="ErrorBudgetExhausted", non_retryable=True,
+                type="ErrorBudgetExhausted",
+                non_retryable=True,
             ) from None
         finally:
             self._waiting_override = False
             self._status.waiting_for_override = False
         self._check_abort()
-        self._end(rec, f"overridden by {self._override_by}", f"{res.remaining:.1%} of the error budget left")
+        self._end(
+            rec,
+            f"overridden by {self._override_by}",
+            f"{res.remaining:.1%} of the error budget left",
+        )
 
     @workflow.signal
     def pause(self, inp: ControlInput) -> None:
@@ -543,7 +572,9 @@ class DeploymentWorkflow:
         outcome = "aborted" if aborted else "failed"
         if aborted and self._abort is not None and workflow.patched("audit-aborts"):
             try:
-                await self._audit(self._abort.identity, "deployment.abort", {"reason": self._abort.reason[:500]})
+                await self._audit(
+                    self._abort.identity, "deployment.abort", {"reason": self._abort.reason[:500]}
+                )
             except ActivityError:
                 workflow.logger.warning("could not audit the abort")
         for rec in self._status.steps:
@@ -576,6 +607,8 @@ class DeploymentWorkflow:
                 id=child_id,
                 result_type=RollbackResult,
                 task_queue=workflow.info().task_queue,
+                search_attributes=_rollback_attributes(spec) if self._sa else None,
+                static_summary=f"rollback {spec.service} in {spec.environment} from {spec.version}",
             )
         except ChildWorkflowError as err:
             await self._ledger_quietly("failed", f"{reason}; rollback failed: {_reason(err)}")
@@ -601,6 +634,19 @@ class DeploymentWorkflow:
             await self._ledger(status, detail)
         except ActivityError:
             workflow.logger.warning("could not record %s in the ledger", status)
+
+
+def _rollback_attributes(spec: DeploymentSpec) -> TypedSearchAttributes:
+    """The compensating rollback is found by the same filters as its deployment."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_SERVICE, spec.service),
+            SearchAttributePair(SA_ENVIRONMENT, spec.environment),
+            SearchAttributePair(SA_VERSION, spec.version),
+            SearchAttributePair(SA_KIND, "rollback"),
+            SearchAttributePair(SA_OUTCOME, "running"),
+        ]
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -107,11 +107,12 @@ async def test_good_canary_promoted_bad_rolled_back_stable_serves(live_stack: Li
     assert hist.returncode == 0, hist.stderr
     assert "rolled_back" in hist.stdout and "promoted" in hist.stdout
     # readable ids and search attributes: "all failed canaries of service X"
-    found = [
-        w.id
-        async for w in client.list_workflows(f'CodeService="{svc}" AND CodeOutcome="rolled_back"')
-    ]
-    assert found == [f"deploy-{svc}-dev-v3"]
+    query = f'CodeService="{svc}" AND CodeOutcome="rolled_back"'
+    found = sorted([w.id async for w in client.list_workflows(query)])
+    # the failed canary and its compensating rollback, found by the same filter
+    assert found == [f"deploy-{svc}-dev-v3", f"rollback-{svc}-dev-from-v3"]
+    kinds = [w.id async for w in client.list_workflows(query + ' AND CodeKind="deployment"')]
+    assert kinds == [f"deploy-{svc}-dev-v3"]
 
 
 async def test_worker_killed_while_paused_finishes_and_applies_nothing_twice(
