@@ -330,7 +330,9 @@ async def _approve(workflow_id: str, comment: str, actor: str, override: bool) -
     settings = Settings()
     client = await client_for(settings)
     try:
-        ok, msg = await send_approval(client, settings, workflow_id, actor, comment, override=override)
+        ok, msg = await send_approval(
+            client, settings, workflow_id, actor, comment, override=override
+        )
     except RPCError as exc:
         err.print(f"[red]error:[/red] {workflow_id}: {exc}")
         return 1
@@ -407,34 +409,26 @@ def demo(state_dir: Path | None = typer.Option(None, help="defaults to CODE_STAT
 
 
 def _mount() -> None:
-    import importlib
-
-    for module, attr, name in (
-        ("workers.cli_audit", "audit_app", "audit"),
-        ("workers.cli_audit", "config_app", "config"),
-        ("workers.cli_chaos", "chaos_app", "chaos"),
-        ("workers.cli_soak", "soak_app", "soak"),
-        ("workers.cli_ops", "slo_app", "slo"),
-        ("workers.cli_ops", "codec_app", "codec"),
-    ):
-        try:
-            sub = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        app.add_typer(sub, name=name)
-    try:
-        from workers.cli_soak import load as load_cmd
-
-        app.command("load")(load_cmd)
-    except (ImportError, AttributeError):
-        pass
+    """Mount the feature sub-apps (each lives in its own module)."""
     from workers.cli_analysis import analyse, rejudge
-    from workers.cli_ops import codec_server
+    from workers.cli_audit import audit_app, config_app
+    from workers.cli_chaos import chaos_app
+    from workers.cli_ops import codec_app, codec_server, slo_app
+    from workers.cli_soak import load, soak_app
 
-    app.command("codec-server")(codec_server)
-
+    for sub, name in (
+        (audit_app, "audit"),
+        (config_app, "config"),
+        (chaos_app, "chaos"),
+        (soak_app, "soak"),
+        (slo_app, "slo"),
+        (codec_app, "codec"),
+    ):
+        app.add_typer(sub, name=name)
+    app.command("load")(load)
     app.command("rejudge")(rejudge)
     app.command("analyse")(analyse)
+    app.command("codec-server")(codec_server)
 
 
 _mount()
