@@ -465,3 +465,28 @@ def kmock_server() -> Iterator[KubeServer]:
     finally:
         loop.call_soon_threadsafe(state["stop"].set)
         thread.join(10)
+
+
+# ---------------------------------------------------------------- local platform agent
+def start_agent(state_dir: Path, timeout: float = 20) -> tuple[subprocess.Popen[bytes], str]:
+    """The local platform agent (``python -m workers.agent``) as a real subprocess on a free
+    loopback port; returns the process and its URL once ``/healthz`` answers."""
+    import sys
+
+    import httpx
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.agent", "--port", str(port), "--state-dir", str(state_dir)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=(state_dir.parent / f"agent-{port}.err").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, timeout, "agent", proc)
+    except (TimeoutError, RuntimeError):
+        stop_process(proc)
+        raise
+    return proc, url

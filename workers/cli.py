@@ -8,21 +8,21 @@ Exit codes: 0 success, 1 the run did not succeed (rolled back, failed),
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from activities.settings import Settings
-from workflows.errors import CodeError, ServerUnavailable, SpecError
+from workers.cli_common import client_for, console, err, identity, run_async, ui_link
+from workflows.errors import CodeError, SpecError
 from workflows.spec import DeploymentSpec, parse_spec, spec_json_schema
 
 app = typer.Typer(
@@ -30,37 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-
-def identity() -> str:
-    return os.environ.get("CODE_IDENTITY") or getpass.getuser()
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except CodeError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.exit_code) from None
-
-
-async def client_for(settings: Settings) -> Any:
-    from workers.worker import connect_from_settings
-
-    try:
-        return await connect_from_settings(settings)
-    except RuntimeError as exc:
-        raise ServerUnavailable(
-            f"cannot reach Temporal at {settings.temporal_address} ({exc}); "
-            "start the embedded stack with `codectl dev` or set CODE_TEMPORAL_ADDRESS"
-        ) from None
-
-
-def ui_link(settings: Settings, workflow_id: str) -> str:
-    return f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
 
 
 def load_spec_file(path: Path) -> DeploymentSpec:
@@ -361,7 +330,9 @@ async def _rollback(service: str, env: str, to: str | None, wait: bool, actor: s
 
     settings = Settings()
     client = await client_for(settings)
-    handle = await start_rollback(client, service, env, to, actor, settings.task_queue)
+    handle = await start_rollback(
+        client, service, env, to, actor, settings.task_queue, request_id=uuid.uuid4().hex[:6]
+    )
     console.print(f"started [bold]{handle.id}[/bold]  {ui_link(settings, handle.id)}")
     if not wait:
         return 0

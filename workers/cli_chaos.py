@@ -23,13 +23,10 @@ with --wait), 2 invalid input, 3 a server could not be reached."""
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import json
 import os
 import re
 import uuid
-from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -43,6 +40,9 @@ from chaos.blast import Target, merge_protected, select_targets
 from chaos.catalogue import CATALOGUE
 from chaos.messages import AbortRequest, ChaosRunInput
 from chaos.model import Experiment, Protected, load_experiment
+from workers.cli_common import client_for as _client
+from workers.cli_common import identity as _identity
+from workers.cli_common import run_async as _run
 from workflows.errors import CodeError, ServerUnavailable
 
 chaos_app = typer.Typer(
@@ -53,18 +53,6 @@ chaos_app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
-
-
-def _identity() -> str:
-    return os.environ.get("CODE_IDENTITY") or getpass.getuser()
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except CodeError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.exit_code) from None
 
 
 def _slug(text: str) -> str:
@@ -78,18 +66,6 @@ def load(path: Path) -> Experiment:
 
 def protected_for(exp: Experiment) -> dict[str, list[str]]:
     return merge_protected(exp.protected, os.environ)
-
-
-async def _client(settings: Settings) -> Any:
-    from workers.worker import connect_from_settings
-
-    try:
-        return await connect_from_settings(settings)
-    except RuntimeError as exc:
-        raise ServerUnavailable(
-            f"cannot reach Temporal at {settings.temporal_address} ({exc}); start the "
-            "embedded stack with `codectl dev` or set CODE_TEMPORAL_ADDRESS"
-        ) from None
 
 
 # ------------------------------------------------------------------ library API (tested)

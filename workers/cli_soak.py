@@ -15,6 +15,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from workers.cli_common import client_for as _client
+
 soak_app = typer.Typer(
     help="24-hour soak tests: start, schedule, status, report.", no_args_is_help=True
 )
@@ -96,18 +98,6 @@ async def start_soak(
         id=workflow_id or plan.workflow_id(),
         task_queue=settings.task_queue,
     )
-
-
-async def _client(settings: Any) -> Any:
-    from workers.worker import connect_from_settings
-    from workflows.errors import ServerUnavailable
-
-    try:
-        return await connect_from_settings(settings)
-    except Exception as exc:  # noqa: BLE001 - say which server is missing
-        raise ServerUnavailable(
-            f"cannot reach Temporal at {settings.temporal_address} ({exc}); start it with `codectl dev`"
-        ) from None
 
 
 def render_soak_status(st: Any) -> Any:

@@ -264,7 +264,9 @@ def ensure(
             )
         else:
             log = logs / "worker.log"
-            metrics = {"CODE_METRICS_PORT": os.environ.get("CODE_METRICS_PORT") or str(_metrics_port())}
+            metrics = {
+                "CODE_METRICS_PORT": os.environ.get("CODE_METRICS_PORT") or str(_metrics_port())
+            }
             proc = _spawn([sys.executable, "-m", "workers.worker"], log, {**env, **metrics})
             time.sleep(1.0)
             if proc.poll() is not None:

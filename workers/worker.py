@@ -33,7 +33,10 @@ def build_worker(
     from workers.telemetry import worker_interceptors
 
     acts = list(activities) if activities is not None else registry.activities(settings)
-    kwargs["interceptors"] = [*worker_interceptors(settings, client), *kwargs.get("interceptors", [])]
+    kwargs["interceptors"] = [
+        *worker_interceptors(settings, client),
+        *kwargs.get("interceptors", []),
+    ]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

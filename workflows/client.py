@@ -90,10 +90,10 @@ async def start_rollback(
     to_version: str | None,
     actor: str,
     task_queue: str,
+    request_id: str,
     reason: str = "manual rollback",
 ) -> Any:
-    import uuid
-
+    """``request_id`` (chosen by the caller, e.g. a uuid) makes each manual rollback its own run."""
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
     from workflows import names
@@ -109,7 +109,7 @@ async def start_rollback(
             reason=reason,
             actor=actor,
         ),
-        id=f"rollback-{service}-{environment}-to-{target}-{uuid.uuid4().hex[:6]}",
+        id=f"rollback-{service}-{environment}-to-{target}-{request_id}",
         task_queue=task_queue,
         search_attributes=TypedSearchAttributes(
             [

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from activities.platform.local import LocalPlatform
-from tests.servers import free_port, wait_until
+from tests.servers import start_agent
 from workflows.models import ApplyVersionInput
 from workflows.spec import DeploymentSpec
 
@@ -36,24 +34,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("chaos-agent")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workers.agent",
-            "--port",
-            str(port),
-            "--state-dir",
-            str(state / "agent"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(state / "agent.err").open("wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_agent(state / "agent")
     try:
-        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 20, "agent", proc)
         spec = DeploymentSpec.model_validate(
             {
                 "service": SVC,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import collections
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 
 from activities.platform.base import PlatformConflict, PlatformUnavailable, UnhealthyVersion
 from activities.platform.local import LocalPlatform
-from tests.servers import free_port, stop_process, wait_until
+from tests.servers import free_port, start_agent, stop_process, wait_until
 from workflows.models import (
     ApplyVersionInput,
     DescribeInput,
@@ -52,19 +50,6 @@ def spec(version: str, replicas: int = 1, timeout: str = "15s", **env: str) -> D
             "health_check": {"path": "/healthz", "timeout": timeout},
         }
     )
-
-
-def start_agent(state_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.agent", "--port", str(port), "--state-dir", str(state_dir)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(state_dir.parent / f"agent-{port}.err").open("wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 15, "agent", proc)
-    return proc, url
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import free_port, port_open, stop_process, wait_until
+from tests.servers import free_port, port_open, start_agent, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples"
@@ -19,24 +19,8 @@ EXAMPLES = ROOT / "deploy" / "examples"
 @pytest.fixture(scope="module")
 def agent_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("soak-agent")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workers.agent",
-            "--port",
-            str(port),
-            "--state-dir",
-            str(state / "state"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(state / "agent.err").open("wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_agent(state / "state")
     try:
-        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 20, "agent", proc)
         yield url
     finally:
         stop_process(proc)

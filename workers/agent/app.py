@@ -111,7 +111,9 @@ def _version_spec(body: dict[str, Any]) -> VersionSpec:
     secret_env = body.get("secret_env") or {}
     secret_versions = body.get("secret_versions") or {}
     if not isinstance(secret_env, dict) or not isinstance(secret_versions, dict):
-        raise AgentError(400, "bad_request", "secret_env and secret_versions must be maps of strings")
+        raise AgentError(
+            400, "bad_request", "secret_env and secret_versions must be maps of strings"
+        )
     return VersionSpec(
         command=command,
         workdir=body.get("workdir") or None,
