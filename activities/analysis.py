@@ -332,7 +332,7 @@ async def analyse_activity(acts: Any, inp: AnalyseInput) -> AnalysisResult:
     from temporalio.exceptions import ApplicationError
 
     from activities.artifacts import ArtifactError, application_error, store_from_settings
-    from workflows.errors import CodeError
+    from code_foundation.errors import CodeError
 
     store = getattr(acts, "_analysis_store", None)
     if store is None:

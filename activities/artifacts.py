@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
-from workflows.errors import CodeError, ServerUnavailable
+from code_foundation.errors import CodeError, ServerUnavailable
 
 if TYPE_CHECKING:
     from activities.settings import Settings

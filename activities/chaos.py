@@ -41,9 +41,10 @@ from chaos.messages import (
 )
 from chaos.model import Protected
 from chaos.report import render_markdown
-from chaos.tolerance import Observation, evaluate, loopback_problem
-from workflows.chaos import CA
-from workflows.errors import CodeError
+from chaos.tolerance import Observation, evaluate
+from code_foundation.errors import CodeError
+from code_foundation.names import CA
+from code_foundation.targets import loopback_problem
 
 T = TypeVar("T")
 

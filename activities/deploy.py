@@ -18,7 +18,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
-from workflows.errors import CodeError
+from code_foundation.errors import CodeError
+from code_foundation.names import A
 from workflows.models import (
     AnalyseInput,
     AnalysisResult,
@@ -34,7 +35,6 @@ from workflows.models import (
     ValidateInput,
     ValidateResult,
 )
-from workflows.names import A
 from workflows.spec import DeploymentSpec
 
 

@@ -46,9 +46,9 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.errors import CodeError
+from code_foundation.errors import CodeError
+from code_foundation.names import A
 from workflows.models import LastGoodInput, LastGoodResult, LedgerRecordInput, LedgerRecordResult
-from workflows.names import A
 from workflows.spec import DeploymentSpec
 
 GENESIS_HASH = "0" * 64

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from temporalio.exceptions import ApplicationError
 
-from workflows.errors import CodeError, ConfigError, ServerUnavailable
+from code_foundation.errors import CodeError, ConfigError, ServerUnavailable
 
 if TYPE_CHECKING:
     from activities.settings import Settings

@@ -23,9 +23,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
+from code_foundation.names import A
 from workflows.slo import (
-    AUDIT_ACTIVITY,
-    BUDGET_ACTIVITY,
     BURN_WINDOWS,
     AuditInput,
     AuditResult,
@@ -120,7 +119,7 @@ class SloActivities:
         errors = float(sum(s.errors for s in samples.values()))
         return [end], [total - errors], [total]
 
-    @activity.defn(name=BUDGET_ACTIVITY)
+    @activity.defn(name=A.BUDGET)
     async def error_budget(self, inp: BudgetInput) -> BudgetResult:
         end = time.time()
         start = end - inp.window_seconds
@@ -166,7 +165,7 @@ class SloActivities:
             self._ledger = Ledger(self.settings.effective_ledger_url(), lazy=True)
         return self._ledger
 
-    @activity.defn(name=AUDIT_ACTIVITY)
+    @activity.defn(name=A.AUDIT)
     async def audit(self, inp: AuditInput) -> AuditResult:
         rec = await asyncio.to_thread(
             self.ledger().audit, inp.actor, inp.action, inp.subject, inp.detail

@@ -22,8 +22,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
+from code_foundation.names import SoakA
 from loadtest.engine import LoadRun, Progress
-from loadtest.safety import loopback_problem
+from loadtest.safety import load_target_problem
 from loadtest.scenario import LoadProfile
 from loadtest.soak_models import (
     ResolveTargetInput,
@@ -35,13 +36,12 @@ from loadtest.soak_models import (
     SoakReportResult,
     SoakTarget,
 )
-from workflows.soak import SOAK_REPORT, SOAK_RESOLVE, SOAK_SLICE
 
 HEARTBEAT_EVERY_S = 2.0
 
 
 def _not_loopback(url: str) -> None:
-    problem = loopback_problem(url)
+    problem = load_target_problem(url)
     if problem:
         raise ApplicationError(problem, type="NotLoopbackError", non_retryable=True)
 
@@ -71,7 +71,7 @@ class SoakActivities:
             )
         return data
 
-    @activity.defn(name=SOAK_RESOLVE)
+    @activity.defn(name=SoakA.RESOLVE)
     async def resolve_target(self, inp: ResolveTargetInput) -> ResolveTargetResult:
         t = inp.target
         if t.url:
@@ -151,7 +151,7 @@ class SoakActivities:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), inp.sample_every_s)
 
-    @activity.defn(name=SOAK_SLICE)
+    @activity.defn(name=SoakA.SLICE)
     async def run_slice(self, inp: SliceInput) -> SliceResult:
         _not_loopback(inp.url)
         if inp.prometheus_query and not self.settings.prometheus_url:
@@ -194,7 +194,7 @@ class SoakActivities:
                     await asyncio.wait_for(sampler, 10)
         return SliceResult(index=inp.index, attempt=info.attempt, stats=stats, resources=samples)
 
-    @activity.defn(name=SOAK_REPORT)
+    @activity.defn(name=SoakA.REPORT)
     async def report(self, inp: SoakReportInput) -> SoakReportResult:
         from loadtest.report import render_report
 
@@ -227,10 +227,10 @@ async def check_target(target: SoakTarget, settings: Settings, source: str = "pl
     Raises SpecError (unknown service, non-loopback endpoint) or ServerUnavailable
     (agent unreachable), so a bad plan starts nothing."""
     from activities.platform.base import PlatformUnavailable
-    from workflows.errors import ServerUnavailable, SpecError
+    from code_foundation.errors import ServerUnavailable, SpecError
 
     if target.url:
-        problem = loopback_problem(target.url)
+        problem = load_target_problem(target.url)
         if problem:
             raise SpecError(source, [f"target.url: {problem}"])
         return
@@ -251,7 +251,7 @@ async def check_target(target: SoakTarget, settings: Settings, source: str = "pl
             ],
         )
     endpoint = str(data.get("endpoint") or "")
-    problem = loopback_problem(endpoint) if endpoint else "it has no router endpoint"
+    problem = load_target_problem(endpoint) if endpoint else "it has no router endpoint"
     if problem:
         raise SpecError(source, [f"target: {target.describe()}: {problem}"])
 

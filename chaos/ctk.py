@@ -22,8 +22,8 @@ from typing import Any
 
 from chaos.catalogue import CATALOGUE, CTK_MODULE, ROLLBACK_ACTIONS, SELECTOR_KEYS, check_params
 from chaos.model import Experiment, parse_experiment
-from chaos.tolerance import loopback_problem
-from workflows.errors import SpecError
+from code_foundation.errors import SpecError
+from code_foundation.targets import loopback_problem
 
 _TOP = {
     "version",

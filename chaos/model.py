@@ -7,7 +7,7 @@ method (fault actions, probes and pauses), rollbacks and controls (how long the
 fault is held, how often the steady state is probed, abort conditions). Faults
 come from :mod:`chaos.catalogue`; targets are blast-radius selectors
 (:mod:`chaos.blast`). Every problem is reported with its location through
-:class:`workflows.errors.SpecError`. Pure except :func:`load_experiment`,
+:class:`code_foundation.errors.SpecError`. Pure except :func:`load_experiment`,
 which reads the file it is given."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chaos.catalogue import CATALOGUE, ROLLBACK_ACTIONS, check_params
-from chaos.tolerance import StatusTolerance, Tolerance, loopback_problem
-from workflows.durations import Duration
-from workflows.errors import SpecError
+from chaos.tolerance import StatusTolerance, Tolerance
+from code_foundation.durations import Duration
+from code_foundation.errors import SpecError
+from code_foundation.targets import loopback_problem
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _MODE = re.compile(r"^(one|all|fixed\((\d+)\)|percent\((\d+(?:\.\d+)?)\))$")

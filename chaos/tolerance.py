@@ -15,11 +15,9 @@ module is not built. Pure functions; the probe activity does the HTTP."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -196,35 +194,3 @@ def evaluate(tol: Any, obs: Observation) -> tuple[bool, str]:
         expect = tol.expect if isinstance(tol.expect, list) else [tol.expect]
         return values == expect, f"{tol.path} = {values!r} (want {expect!r})"
     return False, f"unknown tolerance {tol.type!r}"
-
-
-def loopback_problem(url: str) -> str | None:
-    """Why ``url`` may not be probed (None when it is a loopback http(s) URL).
-
-    Probes only ever target 127.0.0.0/8, ::1 or ``localhost``: no name is
-    resolved, so a DNS name pointing at loopback is refused too."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError as e:
-        return f"{url!r} is not a valid URL ({e})"
-    if parts.scheme not in ("http", "https"):
-        return f"{url!r}: only http(s) URLs can be probed"
-    if not host:
-        return f"{url!r} has no host"
-    if host.lower() == "localhost":
-        return None
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return (
-            f"{url!r}: host {host!r} is not loopback; probes may only target "
-            "127.0.0.0/8, ::1 or localhost"
-        )
-    if not ip.is_loopback:
-        return (
-            f"{url!r}: host {host} is not loopback; probes may only target "
-            "127.0.0.0/8, ::1 or localhost"
-        )
-    return None

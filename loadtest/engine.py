@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from code_foundation.errors import SpecError
 from loadtest.http1 import Http1Conn, encode_request
 from loadtest.safety import require_loopback
 from loadtest.scenario import LoadProfile, Scenario
 from loadtest.stats import LoadStats, Recorder
-from workflows.errors import SpecError
 
 START_DELAY_S = 0.02
 YIELD_EVERY = 32  # when behind schedule, run the I/O callbacks every this many arrivals

@@ -12,9 +12,9 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
+from code_foundation.durations import format_duration
 from loadtest.checks import rss_trend
 from loadtest.soak_models import SoakReportInput
-from workflows.durations import format_duration
 
 
 def _fmt(v: Any, spec: str = ",.2f") -> str:

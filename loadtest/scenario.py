@@ -37,9 +37,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from loadtest.safety import loopback_problem
-from workflows.durations import Duration
-from workflows.errors import SpecError
+from code_foundation.durations import Duration
+from code_foundation.errors import SpecError
+from loadtest.safety import load_target_problem
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MAX_DURATION = timedelta(days=7)  # any single run is bounded
@@ -216,7 +216,7 @@ class Scenario(_Model):
     def _loopback(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        problem = loopback_problem(v)
+        problem = load_target_problem(v)
         if problem:
             raise ValueError(problem)
         return v.rstrip("/")
@@ -247,7 +247,7 @@ class Scenario(_Model):
 
 
 def _problems(exc: ValidationError) -> list[str]:
-    from workflows.spec import problems_of
+    from code_foundation.loader import problems_of
 
     return problems_of(exc)
 

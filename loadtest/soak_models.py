@@ -15,7 +15,7 @@ A plan (YAML, :func:`parse_plan`)::
       error_creep: {max_increase: 0.01}         # +1 percentage point over the baseline
       resources: {max_rss_slope_mb_per_hour: 50, alpha: 0.05}
 
-Every bad field is named through :class:`workflows.errors.SpecError`."""
+Every bad field is named through :class:`code_foundation.errors.SpecError`."""
 
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from loadtest.safety import loopback_problem
+from code_foundation.durations import Duration
+from code_foundation.errors import SpecError
+from loadtest.safety import load_target_problem
 from loadtest.scenario import Scenario, _load_yaml, load_scenario
 from loadtest.stats import LoadStats
-from workflows.durations import Duration
-from workflows.errors import SpecError
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -53,7 +53,7 @@ class SoakTarget(_M):
         if self.url is not None:
             if self.service or self.environment:
                 raise ValueError("give either url or service+environment, not both")
-            problem = loopback_problem(self.url)
+            problem = load_target_problem(self.url)
             if problem:
                 raise ValueError(problem)
         elif not (self.service and self.environment):
@@ -179,7 +179,7 @@ def parse_plan(text: str, source: str = "plan", base_dir: str | Path | None = No
     try:
         return SoakPlan.model_validate(data)
     except ValidationError as exc:
-        from workflows.spec import problems_of
+        from code_foundation.loader import problems_of
 
         raise SpecError(source, problems_of(exc)) from None
 

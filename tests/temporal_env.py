@@ -11,8 +11,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from code_foundation.names import SEARCH_ATTRIBUTES
 from workflows.client import data_converter
-from workflows.names import SEARCH_ATTRIBUTES
 
 
 def need(binary: str, why: str) -> str:

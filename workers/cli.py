@@ -21,8 +21,8 @@ from rich.live import Live
 from rich.table import Table
 
 from activities.settings import Settings
+from code_foundation.errors import CodeError, SpecError
 from workers.cli_common import client_for, console, err, identity, run_async, ui_link
-from workflows.errors import CodeError, SpecError
 from workflows.spec import DeploymentSpec, parse_spec, spec_json_schema
 
 app = typer.Typer(

@@ -161,7 +161,7 @@ def _analysis_from_file(path: Path) -> Any:
     import yaml
     from pydantic import ValidationError
 
-    from workflows.errors import SpecError
+    from code_foundation.errors import SpecError
     from workflows.spec import AnalysisSpec, parse_spec
 
     text = path.read_text()
@@ -178,7 +178,7 @@ def _analysis_from_file(path: Path) -> Any:
     try:
         return AnalysisSpec.model_validate(data)
     except ValidationError as exc:
-        from workflows.spec import problems_of
+        from code_foundation.loader import problems_of
 
         raise SpecError(str(path), problems_of(exc)) from None
 
@@ -204,8 +204,8 @@ def analyse(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Judge two running versions against each other (no deployment), Kayenta-style."""
-    from workflows.durations import parse_duration
-    from workflows.errors import CodeError, SpecError
+    from code_foundation.durations import parse_duration
+    from code_foundation.errors import CodeError, SpecError
     from workflows.spec import AnalysisSpec
 
     try:

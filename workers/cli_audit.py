@@ -34,7 +34,7 @@ def verify() -> None:
     """Verify every audit record hashes its predecessor; exit 1 at the first broken link."""
     from activities.ledger import Ledger
     from activities.settings import Settings
-    from workflows.errors import CodeError
+    from code_foundation.errors import CodeError
 
     console = Console()
     url = Settings().effective_ledger_url()

@@ -40,10 +40,10 @@ from chaos.blast import Target, merge_protected, select_targets
 from chaos.catalogue import CATALOGUE
 from chaos.messages import AbortRequest, ChaosRunInput
 from chaos.model import Experiment, Protected, load_experiment
+from code_foundation.errors import CodeError, ServerUnavailable
 from workers.cli_common import client_for as _client
 from workers.cli_common import identity as _identity
 from workers.cli_common import run_async as _run
-from workflows.errors import CodeError, ServerUnavailable
 
 chaos_app = typer.Typer(
     help="Chaos experiments as durable workflows whose rollbacks always run.",

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from activities.settings import Settings
-from workflows.errors import CodeError, ServerUnavailable
+from code_foundation.errors import CodeError, ServerUnavailable
 
 console = Console()
 err = Console(stderr=True)

@@ -83,7 +83,7 @@ def rules(
     ),
 ) -> None:
     """Generate Prometheus recording rules + SRE Workbook multi-window burn-rate alerts."""
-    from workflows.errors import SpecError
+    from code_foundation.errors import SpecError
     from workflows.slo import parse_slos, rules_yaml
 
     try:

@@ -23,7 +23,7 @@ soak_app = typer.Typer(
 
 
 def _fail(console: Console, exc: Exception) -> typer.Exit:
-    from workflows.errors import CodeError
+    from code_foundation.errors import CodeError
 
     if isinstance(exc, CodeError):
         console.print(f"[red]error:[/red] {exc}")
@@ -106,7 +106,7 @@ def render_soak_status(st: Any) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from workflows.durations import format_duration
+    from code_foundation.durations import format_duration
 
     def dur(s: float) -> str:
         from datetime import timedelta

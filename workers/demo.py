@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from activities.settings import Settings
-from workflows.errors import ServerUnavailable
+from code_foundation.errors import ServerUnavailable
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "deploy" / "examples"
 

@@ -24,8 +24,8 @@ from urllib.parse import urlparse
 import httpx
 
 from activities.settings import Settings
-from workflows.errors import ServerUnavailable
-from workflows.names import SEARCH_ATTRIBUTES
+from code_foundation.errors import ServerUnavailable
+from code_foundation.names import SEARCH_ATTRIBUTES
 
 
 @dataclass

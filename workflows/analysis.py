@@ -32,8 +32,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from code_foundation.names import A
     from workflows.models import AnalyseInput, AnalysisResult, StepRecord
-    from workflows.names import A
     from workflows.spec import AnalysisSpec, DeploymentSpec, PauseSpec
 
 # A metrics backend that is down is retried briefly inside one interval; after that

@@ -61,21 +61,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from chaos.model import Experiment, HttpProbe
     from chaos.tolerance import window_burn
-    from workflows.names import SA_ENVIRONMENT, SA_KIND, SA_SERVICE
+    from code_foundation.names import CA, SA_ENVIRONMENT, SA_KIND, SA_SERVICE, W
 
 
-class CA:
-    """Activity names of the chaos workflow."""
-
-    DISCOVER = "chaos.discover"
-    INJECT = "chaos.inject"
-    REVERT = "chaos.revert"
-    ROLLBACK = "chaos.rollback"
-    PROBE = "chaos.probe"
-    REPORT = "chaos.report"
-
-
-WORKFLOW_NAME = "ChaosExperimentWorkflow"
+WORKFLOW_NAME = W.CHAOS
 
 
 def _cause(err: BaseException) -> str:

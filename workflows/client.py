@@ -9,6 +9,8 @@ from typing import Any
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
+from code_foundation.names import W
+
 _codec: PayloadCodec | None = None
 
 
@@ -35,7 +37,7 @@ async def connect(address: str, namespace: str = "default", **kwargs: Any) -> An
 def deploy_search_attributes(spec: Any) -> Any:
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-    from workflows import names
+    from code_foundation import names
 
     return TypedSearchAttributes(
         [
@@ -72,7 +74,7 @@ async def start_deployment(
 
     summary, details = deploy_summary(spec)
     return await client.start_workflow(
-        "DeploymentWorkflow",
+        W.DEPLOYMENT,
         DeployInput(spec=spec, actor=actor),
         id=spec.workflow_id(),
         task_queue=task_queue,
@@ -96,12 +98,12 @@ async def start_rollback(
     """``request_id`` (chosen by the caller, e.g. a uuid) makes each manual rollback its own run."""
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-    from workflows import names
+    from code_foundation import names
     from workflows.models import RollbackInput
 
     target = to_version or "last-known-good"
     return await client.start_workflow(
-        "RollbackWorkflow",
+        W.ROLLBACK,
         RollbackInput(
             service=service,
             environment=environment,

@@ -18,6 +18,15 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from code_foundation.names import (
+        SA_ENVIRONMENT,
+        SA_KIND,
+        SA_OUTCOME,
+        SA_SERVICE,
+        SA_VERSION,
+        A,
+        W,
+    )
     from workflows.analysis import AnalysisRun
     from workflows.models import (
         ApplyVersionInput,
@@ -44,10 +53,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
     )
-    from workflows.names import SA_ENVIRONMENT, SA_KIND, SA_OUTCOME, SA_SERVICE, SA_VERSION, A
     from workflows.slo import (
-        AUDIT_ACTIVITY,
-        BUDGET_ACTIVITY,
         AuditInput,
         AuditResult,
         BudgetInput,
@@ -75,7 +81,7 @@ class Aborted(Exception):
     """Raised inside the workflow when an abort signal arrives."""
 
 
-@workflow.defn(name="DeploymentWorkflow")
+@workflow.defn(name=W.DEPLOYMENT)
 class DeploymentWorkflow:
     def __init__(self) -> None:
         self._status: DeployStatus | None = None
@@ -142,7 +148,7 @@ class DeploymentWorkflow:
         spec = self._spec
         assert spec is not None
         await workflow.execute_activity(
-            AUDIT_ACTIVITY,
+            A.AUDIT,
             AuditInput(
                 actor=actor,
                 action=action,
@@ -162,7 +168,7 @@ class DeploymentWorkflow:
         assert self._status is not None
         rec = self._begin(-1, "error_budget", f"error budget of SLO {pol.slo}")
         res = await workflow.execute_activity(
-            BUDGET_ACTIVITY,
+            A.BUDGET,
             BudgetInput(
                 service=spec.service,
                 environment=spec.environment,
@@ -594,7 +600,7 @@ class DeploymentWorkflow:
         child_id = f"rollback-{spec.service}-{spec.environment}-from-{spec.version}"
         try:
             rb: RollbackResult = await workflow.execute_child_workflow(
-                "RollbackWorkflow",
+                W.ROLLBACK,
                 RollbackInput(
                     service=spec.service,
                     environment=spec.environment,

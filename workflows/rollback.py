@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from code_foundation.names import SA_OUTCOME, A, W
     from workflows.models import (
         ApplyVersionInput,
         ApplyVersionResult,
@@ -30,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         SetTrafficInput,
         SetTrafficResult,
     )
-    from workflows.names import SA_OUTCOME, A
 
 # rollbacks must always finish: retry for a long time, never give up on transient errors
 RETRY = RetryPolicy(
@@ -43,7 +43,7 @@ RETRY = RetryPolicy(
 SHORT = timedelta(seconds=30)
 
 
-@workflow.defn(name="RollbackWorkflow")
+@workflow.defn(name=W.ROLLBACK)
 class RollbackWorkflow:
     def __init__(self) -> None:
         self._phase = "starting"

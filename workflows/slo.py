@@ -32,9 +32,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from workflows.durations import Duration, format_duration
-from workflows.errors import SpecError
-from workflows.spec import problems_of
+from code_foundation.durations import Duration, format_duration
+from code_foundation.errors import SpecError
+from code_foundation.loader import problems_of
 
 # (severity, long window, short window, burn-rate factor) — SRE Workbook, ch. 5, table 5-8
 BURN_WINDOWS: list[tuple[str, str, str, float]] = [
@@ -243,8 +243,6 @@ def rules_yaml(slos: list[SLO]) -> str:
 
 
 # ---------------------------------------------------------------- activities (names + models)
-BUDGET_ACTIVITY = "slo.error_budget"
-AUDIT_ACTIVITY = "audit.record"
 
 
 class BudgetInput(_M):

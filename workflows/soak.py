@@ -1,6 +1,6 @@
 """``SoakTestWorkflow``: hold steady open-model load for hours, slice by slice.
 
-Each slice is one heartbeating activity (:data:`SOAK_SLICE`) that generates
+Each slice is one heartbeating activity (:data:`SoakA.SLICE`) that generates
 load for ``plan.slice`` and returns its merged-able stats (rust_core sketches)
 and the target's resource samples. Between slices the workflow runs the checks
 of :mod:`loadtest.checks` (SLO burn rates, p99 drift and error creep against
@@ -21,6 +21,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from code_foundation.names import SoakA, W
+
 with workflow.unsafe.imports_passed_through():
     from loadtest import checks
     from loadtest.soak_models import (
@@ -40,14 +42,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from loadtest.stats import LoadStats
 
-SOAK_RESOLVE = "soak.resolve_target"
-SOAK_SLICE = "soak.slice"
-SOAK_REPORT = "soak.report"
 
 NON_RETRYABLE = ["SpecError", "NotLoopbackError", "UnknownTarget"]
 
 
-@workflow.defn(name="SoakTestWorkflow")
+@workflow.defn(name=W.SOAK)
 class SoakTestWorkflow:
     def __init__(self) -> None:
         self._status: SoakStatus | None = None
@@ -85,7 +84,7 @@ class SoakTestWorkflow:
         )
         if not carry.url:
             resolved: ResolveTargetResult = await workflow.execute_activity(
-                SOAK_RESOLVE,
+                SoakA.RESOLVE,
                 ResolveTargetInput(target=plan.target),
                 result_type=ResolveTargetResult,
                 start_to_close_timeout=timedelta(seconds=30),
@@ -141,7 +140,7 @@ class SoakTestWorkflow:
         report: SoakReportResult | None = None
         try:
             report = await workflow.execute_activity(
-                SOAK_REPORT,
+                SoakA.REPORT,
                 SoakReportInput(
                     workflow_id=wid, plan=plan, carry=carry, verdict=verdict, reason=reason
                 ),
@@ -207,7 +206,7 @@ class SoakTestWorkflow:
         )
         grace = plan.scenario.timeout.total_seconds() + 30
         handle = workflow.start_activity(
-            SOAK_SLICE,
+            SoakA.SLICE,
             inp,
             result_type=SliceResult,
             start_to_close_timeout=timedelta(seconds=length + grace),

@@ -1,7 +1,7 @@
 """``DeploymentSpec``: what a user asks CODE to deploy, and how.
 
 YAML in (:func:`parse_spec`), JSON Schema out (:func:`spec_json_schema`).
-Validation names every bad field; :class:`workflows.errors.SpecError` carries
+Validation names every bad field; :class:`code_foundation.errors.SpecError` carries
 them. Strategies follow Argo Rollouts: ``canary`` with ``set_weight``,
 ``pause`` (timed or until approved) and ``analysis`` steps; ``blue_green``;
 ``rolling``. Pure: no I/O."""
@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workflows.durations import Duration, format_duration
-from workflows.errors import SpecError
+from code_foundation.durations import Duration, format_duration
+from code_foundation.loader import load_text
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$"
@@ -340,40 +339,9 @@ class DeploymentSpec(_Model):
         return f"deploy-{self.service}-{self.environment}-{self.version}"
 
 
-def _problem(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "missing":
-        msg = "is required"
-    elif err["type"] == "extra_forbidden":
-        msg = "is not a known field"
-    return f"{loc or '(top level)'}: {msg}"
-
-
-def problems_of(exc: ValidationError) -> list[str]:
-    seen: list[str] = []
-    for err in exc.errors():
-        p = _problem(err)
-        if p not in seen:
-            seen.append(p)
-    return seen
-
-
-def parse_spec(text: str, source: str = "spec") -> DeploymentSpec:
+def parse_spec(text: str | bytes, source: str = "spec") -> DeploymentSpec:
     """Parse YAML/JSON text into a validated spec or raise SpecError naming every bad field."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(source, [f"malformed YAML{where}: {problem}"]) from None
-    if not isinstance(data, dict):
-        raise SpecError(source, ["the document must be a mapping of spec fields"])
-    try:
-        return DeploymentSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(source, problems_of(exc)) from None
+    return load_text(DeploymentSpec, text, source)
 
 
 def spec_json_schema() -> dict[str, Any]:

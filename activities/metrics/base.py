@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from workflows.errors import CodeError
+from code_foundation.errors import CodeError
 from workflows.spec import AnalysisMetric
 
 

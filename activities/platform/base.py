@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from workflows.errors import CodeError
+from code_foundation.errors import CodeError
 from workflows.models import (
     ApplyVersionInput,
     ApplyVersionResult,

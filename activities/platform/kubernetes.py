@@ -53,7 +53,7 @@ from activities.platform.base import (
 )
 from activities.platform.k8s_manifests import rollout_state, rust_validate
 from activities.secrets import SecretError, SecretResolver, SecretStoreUnavailable
-from workflows.errors import ConfigError, SpecError
+from code_foundation.errors import ConfigError, SpecError
 from workflows.models import (
     ApplyVersionInput,
     ApplyVersionResult,

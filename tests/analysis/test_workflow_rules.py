@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from code_foundation.names import A
 from tests.workflows.fakes import FakePlatform
 from workflows.analysis import overall
 from workflows.deployment import DeploymentWorkflow
@@ -28,7 +29,6 @@ from workflows.models import (
     DeployResult,
     DeployStatus,
 )
-from workflows.names import A
 from workflows.rollback import RollbackWorkflow
 from workflows.spec import AnalysisSpec, DeploymentSpec
 

@@ -28,7 +28,7 @@ from chaos.messages import (
     RollbackInput,
 )
 from chaos.tolerance import Observation
-from workflows.chaos import CA
+from code_foundation.names import CA
 
 
 @dataclass

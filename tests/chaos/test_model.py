@@ -19,9 +19,9 @@ from chaos.tolerance import (
     SloTolerance,
     StatusTolerance,
     evaluate,
-    loopback_problem,
 )
-from workflows.errors import SpecError
+from code_foundation.errors import SpecError
+from code_foundation.targets import loopback_problem
 
 CTK = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "experiments" / "ctk"
 NATIVE = CTK.parent

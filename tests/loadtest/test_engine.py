@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from code_foundation.errors import SpecError
 from loadtest.engine import LoadRun, run_load
 from loadtest.safety import NotLoopbackError
 from loadtest.scenario import make_profile, parse_scenario
 from tests.loadtest.conftest import Target
-from workflows.errors import SpecError
 
 
 def _sc(url: str, targets: list[dict], timeout: str = "5s"):

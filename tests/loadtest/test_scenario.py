@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.safety import NotLoopbackError, loopback_problem, require_loopback
+from code_foundation.errors import SpecError
+from code_foundation.targets import loopback_problem
+from loadtest.safety import NotLoopbackError, require_loopback
 from loadtest.scenario import LoadProfile, load_scenario, make_profile, parse_scenario
-from workflows.errors import SpecError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "scenarios"
 

@@ -18,12 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ledger import Ledger
 from activities.settings import Settings
 from activities.slo import SloActivities, budget_from_series
+from code_foundation.names import A
 from tests.observability.helpers import canary_spec, fake_worker
 from tests.workflows.fakes import FakePlatform
 from workers.cli_ops import approve
 from workflows.deployment import DeploymentWorkflow
 from workflows.models import DeployInput, DeployResult, DeployStatus
-from workflows.slo import BUDGET_ACTIVITY, BudgetInput, BudgetResult
+from workflows.slo import BudgetInput, BudgetResult
 
 POLICY = """error_budget:
   slo: shop-availability
@@ -41,7 +42,7 @@ PAUSE = """
 
 
 def budget_fake(remaining: float) -> object:
-    @activity.defn(name=BUDGET_ACTIVITY)
+    @activity.defn(name=A.BUDGET)
     async def error_budget(inp: BudgetInput) -> BudgetResult:
         return BudgetResult(
             slo=inp.slo, remaining=remaining, firing=["3600s/300s 14.4x"], source="fake"

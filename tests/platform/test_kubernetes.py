@@ -459,7 +459,7 @@ async def test_from_settings_uses_kubeconfig_context(
 def test_render_manifests_passes_policy_with_spec_labels(ns: str) -> None:
     import rust_core
     from activities.platform.kubernetes import render_manifests
-    from workflows.errors import SpecError
+    from code_foundation.errors import SpecError
 
     s = spec("v1", ns, artifact={"image": "registry.example/web:1.0", "secrets": {"P": "env:P"}})
     text = render_manifests(s)
@@ -478,7 +478,7 @@ def test_render_manifests_passes_policy_with_spec_labels(ns: str) -> None:
 def test_from_settings_without_any_kube_config_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workflows.errors import ConfigError
+    from code_foundation.errors import ConfigError
 
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)

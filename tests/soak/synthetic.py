@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from temporalio import activity
 
+from code_foundation.names import SoakA
 from loadtest.soak_models import ResourceSample, SliceInput, SliceResult
 from loadtest.stats import Recorder
-from workflows.soak import SOAK_SLICE
 
 LATENCIES = (2.0, 3.0, 4.0, 5.0, 8.0, 12.0, 20.0, 40.0)  # ms, each 1/8 of the requests
 
@@ -43,7 +43,7 @@ def make_slice_activity(
     leak_mb_per_slice: float = 0.0,
     calls: list[int] | None = None,
 ) -> Callable[..., object]:
-    @activity.defn(name=SOAK_SLICE)
+    @activity.defn(name=SoakA.SLICE)
     async def synthetic_slice(inp: SliceInput) -> SliceResult:
         if calls is not None:
             calls.append(inp.index)

@@ -10,10 +10,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.settings import Settings
+from code_foundation.errors import ServerUnavailable, SpecError
 from loadtest.soak_models import load_plan, parse_plan
 from tests.servers import free_port
 from workers.cli_soak import start_soak
-from workflows.errors import ServerUnavailable, SpecError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "soak"
 SC = "{targets: [{name: home}]}"

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from activities.settings import Settings
 from activities.soak import SoakActivities
+from code_foundation.names import SoakA
 from loadtest.scenario import parse_scenario
 from loadtest.soak_models import (
     SliceInput,
@@ -30,7 +31,7 @@ from loadtest.soak_models import (
     SoakTarget,
 )
 from tests.soak.synthetic import LATENCIES, make_slice_activity
-from workflows.soak import SOAK_SLICE, SoakTestWorkflow
+from workflows.soak import SoakTestWorkflow
 
 RATE = 10.0
 SLICE_S = 300
@@ -234,7 +235,7 @@ async def test_slice_failing_after_retries_fails_the_soak_with_report(
     """A target that stays unreachable: the slice fails non-retryably, the soak's
     verdict is fail with the reason, and the report is still written."""
 
-    @activity.defn(name=SOAK_SLICE)
+    @activity.defn(name=SoakA.SLICE)
     async def broken(inp: SliceInput) -> SliceResult:
         raise ApplicationError(
             "target refused every connection", type="SpecError", non_retryable=True

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from code_foundation.names import A
 from workflows.models import (
     AnalyseInput,
     AnalysisResult,
@@ -28,7 +29,6 @@ from workflows.models import (
     ValidateInput,
     ValidateResult,
 )
-from workflows.names import A
 from workflows.slo import AuditInput, AuditResult
 from workflows.spec import DeploymentSpec
 

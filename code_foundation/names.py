@@ -1,6 +1,7 @@
-"""Task queues, activity names and search-attribute keys shared by workflows,
-activities, workers and clients. Workflows refer to activities by these names
-only, so workflow code never imports I/O modules."""
+"""Task queue, workflow names, activity names and search-attribute keys shared by
+workflows, activities, workers and clients. Workflows refer to activities by
+these names only, so workflow code never imports I/O modules. These strings are
+recorded in histories: changing one breaks replay of running workflows."""
 
 from __future__ import annotations
 
@@ -25,8 +26,17 @@ SEARCH_ATTRIBUTES = {
 }
 
 
+class W:
+    """Workflow type names (``@workflow.defn(name=W.X)``)."""
+
+    DEPLOYMENT = "DeploymentWorkflow"
+    ROLLBACK = "RollbackWorkflow"
+    CHAOS = "ChaosExperimentWorkflow"
+    SOAK = "SoakTestWorkflow"
+
+
 class A:
-    """Activity names (``@activity.defn(name=A.X)`` on the implementation)."""
+    """Activity names of deployments and rollbacks (``@activity.defn(name=A.X)``)."""
 
     VALIDATE_SPEC = "validate.spec"
     PLATFORM_APPLY = "platform.apply_version"
@@ -36,4 +46,25 @@ class A:
     ANALYSE = "analysis.run"
     LEDGER_RECORD = "ledger.record"
     LEDGER_LAST_GOOD = "ledger.last_known_good"
+    BUDGET = "slo.error_budget"
+    AUDIT = "audit.record"
     NOOP = "bench.noop"
+
+
+class CA:
+    """Activity names of the chaos experiment workflow."""
+
+    DISCOVER = "chaos.discover"
+    INJECT = "chaos.inject"
+    REVERT = "chaos.revert"
+    ROLLBACK = "chaos.rollback"
+    PROBE = "chaos.probe"
+    REPORT = "chaos.report"
+
+
+class SoakA:
+    """Activity names of the soak test workflow."""
+
+    RESOLVE = "soak.resolve_target"
+    SLICE = "soak.slice"
+    REPORT = "soak.report"
