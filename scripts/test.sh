@@ -14,8 +14,17 @@ else
   echo "rust_core: FAILED"; status=1
 fi
 
+echo "== ruff format --check"
+if ! ruff format --check .; then echo "ruff format: FAILED (run: ruff format .)"; status=1; fi
+
 echo "== ruff (lint)"
 if ! ruff check .; then echo "ruff: FAILED"; status=1; fi
+
+echo "== mypy (pydantic plugin, check_untyped_defs)"
+if ! mypy code_foundation workflows activities workers chaos loadtest; then echo "mypy: FAILED"; status=1; fi
+
+echo "== deptry (every imported package is declared)"
+if ! deptry .; then echo "deptry: FAILED"; status=1; fi
 
 echo "== pytest"
 python -m pytest -q -ra --durations=15 "$@"
