@@ -38,16 +38,9 @@ class Window(Protocol):
 def p99(values: list[float]) -> float:
     if not values:
         return 0.0
-    try:
-        import rust_core
+    import rust_core
 
-        return float(rust_core.percentiles(values, [99.0])[0])
-    except (ImportError, AttributeError):  # pragma: no cover - rust_core always built in CI
-        ordered = sorted(values)
-        pos = 0.99 * (len(ordered) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(ordered) - 1)
-        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return float(rust_core.percentiles(values, [99.0])[0])
 
 
 def summarise(w: Window | None) -> dict[str, float]:
@@ -289,12 +282,9 @@ def build_record(
     step_index: int,
     interval_index: int,
 ) -> dict[str, Any]:
-    try:
-        import rust_core
+    import rust_core
 
-        version = rust_core.judge_version()
-    except ImportError:  # pragma: no cover - rust_core is always built
-        version = "unavailable"
+    version = rust_core.judge_version()
     return {
         "schema": RECORD_SCHEMA,
         "key": key,

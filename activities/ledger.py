@@ -46,7 +46,6 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from code_foundation.errors import CodeError
 from code_foundation.names import A
 from workflows.models import LastGoodInput, LastGoodResult, LedgerRecordInput, LedgerRecordResult
 from workflows.spec import DeploymentSpec
@@ -149,21 +148,10 @@ def canonical_json(obj: Any) -> str:
 
 
 def _chain_functions() -> tuple[Callable[[str, str], str], Callable[[list[Any]], int | None]]:
-    """``rust_core``'s hashing (native), falling back to its pure-Python reference."""
-    try:
-        import rust_core
+    """``rust_core``'s hashing (native)."""
+    import rust_core
 
-        return rust_core.chain_hash, rust_core.verify_chain
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from rust_core import reference
-
-        return reference.chain_hash, reference.verify_chain
-    except (ImportError, AttributeError) as exc:
-        raise CodeError(
-            "rust_core is not importable: build it with `maturin develop --release`"
-        ) from exc
+    return rust_core.chain_hash, rust_core.verify_chain
 
 
 _UNREACHABLE = (OperationalError, InterfaceError, DisconnectionError)

@@ -21,10 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-try:  # imported here (not lazily) so the workflow sandbox passes it through
-    import rust_core as _rust_core
-except ImportError:  # pragma: no cover - native module not built
-    _rust_core = None  # type: ignore[assignment]
+import rust_core as _rust_core  # imported here (not lazily) so the workflow sandbox passes it
 
 
 class _Model(BaseModel):
@@ -123,25 +120,16 @@ def window_burn(
     now: float,
 ) -> tuple[float, float, bool, str]:
     """(long burn, short burn, firing, engine) over ``now - w < t <= now`` windows."""
-    if _rust_core is not None:
-        res = _rust_core.burn_rates(
-            timestamps,
-            good,
-            total,
-            objective,
-            windows=[(long_window, short_window, factor, "chaos")],
-            now=now,
-        )
-        w = res.windows[0]
-        return w.long_burn_rate, w.short_burn_rate, w.firing, "rust_core.burn_rates"
-
-    def rate(width: float) -> float:
-        idx = [i for i, t in enumerate(timestamps) if now - width < t <= now]
-        n = sum(total[i] for i in idx)
-        return burn_rate(int(n - sum(good[i] for i in idx)), int(n), objective) if n else 0.0
-
-    lr, sr = rate(long_window), rate(short_window)
-    return lr, sr, lr > factor and sr > factor, "python"
+    res = _rust_core.burn_rates(
+        timestamps,
+        good,
+        total,
+        objective,
+        windows=[(long_window, short_window, factor, "chaos")],
+        now=now,
+    )
+    w = res.windows[0]
+    return w.long_burn_rate, w.short_burn_rate, w.firing, "rust_core.burn_rates"
 
 
 def _jsonpath(body: str, path: str) -> list[Any]:

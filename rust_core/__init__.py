@@ -36,7 +36,6 @@ from rust_core import _native
 from rust_core._native import Histogram
 from rust_core._types import (
     DEFAULT_WINDOWS,
-    RULES,
     BurnRateResult,
     BurnWindow,
     HodgesLehmannResult,
@@ -83,6 +82,9 @@ __all__ = [
 ]
 
 __version__: str = _native.version()
+
+RULES: tuple[tuple[str, str], ...] = _native.RULES
+"""Manifest policy rules ``(rule_id, name)``, in order (the native table)."""
 
 GENESIS = "0" * 64
 

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Any, final
 
 __all__ = [
+    "RULES",
     "Histogram",
     "__version__",
     "burn_rates",
@@ -20,6 +21,7 @@ __all__ = [
 ]
 
 __version__: str
+RULES: tuple[tuple[str, str], ...]
 
 def version() -> str: ...
 def percentiles(values: Any, quantiles: Any) -> list[float]: ...

@@ -17,19 +17,6 @@ NanStrategy = Literal["remove", "replace"]
 Alternative = Literal["two-sided", "less", "greater"]
 MwuMethod = Literal["auto", "exact", "asymptotic"]
 
-RULES: tuple[tuple[str, str], ...] = (
-    ("CODE000", "parse-error"),
-    ("CODE001", "image-pinned"),
-    ("CODE002", "resources-requests"),
-    ("CODE003", "resources-limits"),
-    ("CODE004", "readiness-probe"),
-    ("CODE005", "liveness-probe"),
-    ("CODE006", "run-as-non-root"),
-    ("CODE007", "no-privileged"),
-    ("CODE008", "no-host-path"),
-    ("CODE009", "required-labels"),
-)
-
 # SRE Workbook multiwindow, multi-burn-rate alerts: (long s, short s, factor, severity)
 DEFAULT_WINDOWS: tuple[tuple[float, float, float, str], ...] = (
     (3600.0, 300.0, 14.4, "page"),

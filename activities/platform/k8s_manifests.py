@@ -44,10 +44,6 @@ DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
 }
 
 
-class PolicyUnavailable(Exception):
-    """rust_core (the policy checker) cannot be imported."""
-
-
 def _digest(text: str, n: int = 6) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
@@ -287,22 +283,10 @@ def content_hash(doc: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- policy and status
 def rust_validate(text: str, required_labels: list[str]) -> list[str]:
-    """``rust_core.validate_manifests`` (or its pure-Python reference) as messages."""
-    try:
-        import rust_core
+    """``rust_core.validate_manifests`` as messages."""
+    import rust_core
 
-        fn = rust_core.validate_manifests
-    except (ImportError, AttributeError):
-        try:
-            from rust_core import reference
-
-            fn = reference.validate_manifests
-        except (ImportError, AttributeError) as exc:
-            raise PolicyUnavailable(
-                "cannot validate manifests: rust_core is not importable "
-                "(build it with `maturin develop --release`)"
-            ) from exc
-    found = fn(text, required_labels=required_labels)
+    found = rust_core.validate_manifests(text, required_labels=required_labels)
     out = []
     for v in found:
         get = v.get if isinstance(v, dict) else lambda k, _v=v: getattr(_v, k, "")

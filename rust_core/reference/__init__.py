@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from rust_core.reference._histogram import Histogram
 from rust_core.reference._judge import judge
-from rust_core.reference._policy import chain_hash, validate_manifests, verify_chain
+from rust_core.reference._policy import RULES, chain_hash, validate_manifests, verify_chain
 from rust_core.reference._slo_trend import burn_rates, mann_kendall, theil_sen
 from rust_core.reference._stats import hodges_lehmann, mann_whitney_u, percentiles
 
 __all__ = [
+    "RULES",
     "Histogram",
     "burn_rates",
     "chain_hash",

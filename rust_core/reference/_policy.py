@@ -6,15 +6,26 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from rust_core._types import (
-    RULES,
-    Violation,
-)
+from rust_core._types import Violation
 from rust_core.reference._common import (
     _q,
 )
 
 _GENESIS_DEFAULT = "0" * 64
+
+# The reference copy of the rule table; tests pin it to the native `_native.RULES`.
+RULES: tuple[tuple[str, str], ...] = (
+    ("CODE000", "parse-error"),
+    ("CODE001", "image-pinned"),
+    ("CODE002", "resources-requests"),
+    ("CODE003", "resources-limits"),
+    ("CODE004", "readiness-probe"),
+    ("CODE005", "liveness-probe"),
+    ("CODE006", "run-as-non-root"),
+    ("CODE007", "no-privileged"),
+    ("CODE008", "no-host-path"),
+    ("CODE009", "required-labels"),
+)
 
 
 # ---------------------------------------------------------------- manifests
@@ -115,7 +126,7 @@ def validate_manifests(
                         path,
                         msg,
                     )
-                )  # noqa: B023
+                )
 
         try:
             doc = yaml.safe_load(seg)

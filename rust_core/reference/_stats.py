@@ -50,10 +50,7 @@ def _rank_sum(xs: list[float], ys: list[float]) -> tuple[float, float, bool]:
     pos = r1 = tie = 0.0
     ties = False
     while i < len(xs) or j < len(ys):
-        if i < len(xs) and j < len(ys):
-            v = min(xs[i], ys[j])
-        else:
-            v = xs[i] if i < len(xs) else ys[j]
+        v = min(xs[i], ys[j]) if i < len(xs) and j < len(ys) else xs[i] if i < len(xs) else ys[j]
         i0 = i
         while i < len(xs) and xs[i] == v:
             i += 1
@@ -136,10 +133,7 @@ def mann_whitney_u(
         num = u - mu
         if use_continuity:
             num -= 0.5
-        if s == 0.0:
-            z = math.copysign(math.inf, num) if num != 0 else math.nan
-        else:
-            z = num / s
+        z = (math.copysign(math.inf, num) if num != 0 else math.nan) if s == 0.0 else num / s
         p = _norm_sf(z) if not math.isnan(z) else math.nan
     return MannWhitneyResult(u=u1, p_value=min(max(p * f, 0.0), 1.0), z=z)
 

@@ -19,10 +19,12 @@ pub mod stats;
 pub mod trend;
 
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("RULES", PyTuple::new(m.py(), manifest::RULES)?)?;
     m.add_function(wrap_pyfunction!(py_stats::version, m)?)?;
     m.add_function(wrap_pyfunction!(py_stats::percentiles, m)?)?;
     m.add_class::<py_histogram::PyHistogram>()?;

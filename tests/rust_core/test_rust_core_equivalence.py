@@ -340,3 +340,11 @@ def test_from_bytes_never_crashes(junk: bytes, pos: int, byte: int) -> None:
 def test_validate_manifests_never_crashes(text: str) -> None:
     for v in rc.validate_manifests(text, ["app"]):
         assert v.rule_id.startswith("CODE")
+
+
+def test_rule_table_pinned_to_native() -> None:
+    """The Python face re-exports the native rule table; the reference keeps its own copy."""
+    from rust_core import _native
+
+    assert rc.RULES is _native.RULES
+    assert ref.RULES == _native.RULES
