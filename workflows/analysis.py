@@ -20,20 +20,23 @@ limits with Kayenta's multi-interval rule:
   row follow ``on_error`` (default rollback). An analysis without a single measurement
   follows ``on_error`` too.
 
-:func:`overall` is the same rule over a list of interval verdicts, for re-judging."""
+:func:`overall` is the same rule over a list of interval verdicts, for re-judging.
+:class:`AnalysisHost` is all an analysis needs of the workflow running it (the
+``DeploymentWorkflow`` satisfies it)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Literal, Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from code_foundation.error_types import NON_RETRYABLE
     from code_foundation.names import A
-    from workflows.models import AnalyseInput, AnalysisResult, StepRecord
+    from workflows.models import AnalyseInput, AnalysisResult, DeployStatus, StepRecord
     from workflows.spec import AnalysisSpec, DeploymentSpec, PauseSpec
 
 # A metrics backend that is down is retried briefly inside one interval; after that
@@ -43,12 +46,41 @@ ANALYSIS_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=3,
-    non_retryable_error_types=["SpecError", "BadQuery", "MetricMismatch"],
+    non_retryable_error_types=list(NON_RETRYABLE),
 )
 ANALYSIS_TIMEOUT = timedelta(minutes=2)
 
+Verdict = Literal["pass", "marginal", "fail", "inconclusive", "error"]
+"""An interval's verdict: the activity's, or ``error`` when the metrics backend failed."""
+Overall = Literal["pass", "fail", "marginal", "inconclusive", "error"]
 
-def overall(verdicts: list[str], a: AnalysisSpec) -> str:
+
+class AnalysisHost(Protocol):
+    """What an analysis step uses of the workflow that runs it."""
+
+    @property
+    def progress(self) -> DeployStatus:
+        """The live status (the ``status`` query's answer)."""
+        ...
+
+    def end_step(self, rec: StepRecord, outcome: str, detail: str = "") -> None:
+        """Close a step record with its outcome."""
+        ...
+
+    def check_abort(self) -> None:
+        """Raise if an abort was requested."""
+        ...
+
+    async def sleep(self, duration: timedelta) -> None:
+        """A durable sleep that an abort cuts short (and then raises)."""
+        ...
+
+    async def wait_approval(self, pause: PauseSpec, label: str) -> str:
+        """Wait for an ``approve`` Update (or the pause's timeout); the step outcome."""
+        ...
+
+
+def overall(verdicts: list[str], a: AnalysisSpec) -> Overall:
     """The analysis outcome for interval verdicts (``pass``/``marginal``/``fail``/
     ``inconclusive``/``error``) under the rules above, ignoring human decisions:
     ``pass``, ``fail``, ``marginal`` (would pause), ``inconclusive`` or ``error``."""
@@ -88,11 +120,11 @@ def _cause(exc: BaseException) -> tuple[str, str]:
 
 
 class AnalysisRun:
-    """One analysis step of ``wf`` (a DeploymentWorkflow); ``await run()``."""
+    """One analysis step of ``wf`` (the ``DeploymentWorkflow``); ``await run()``."""
 
     def __init__(
         self,
-        wf: Any,
+        wf: AnalysisHost,
         a: AnalysisSpec,
         spec: DeploymentSpec,
         stable: str,
@@ -107,12 +139,12 @@ class AnalysisRun:
             index,
             rec,
         )
-        self.verdicts: list[str] = []
+        self.verdicts: list[Verdict] = []
         self.scores: list[float] = []
 
     # ------------------------------------------------------------ visibility
     def _details(self, n: int, text: str) -> None:
-        st = self.wf._status
+        st = self.wf.progress
         lines = [f"**analysis** step {self.index + 1}, interval {n + 1}/{self.a.count}: {text}"]
         if st.last_analysis is not None and st.last_analysis.artifact_key:
             lines.append(f"provenance: `{st.last_analysis.artifact_key}`")
@@ -121,7 +153,7 @@ class AnalysisRun:
         workflow.set_current_details("\n\n".join(lines))
 
     def _fail(self, outcome: str, kind: str, message: str) -> ApplicationError:
-        self.wf._end(self.rec, outcome, message)
+        self.wf.end_step(self.rec, outcome, message)
         return ApplicationError(message, type=kind, non_retryable=True)
 
     async def _decide(self, label: str) -> str:
@@ -129,20 +161,20 @@ class AnalysisRun:
         pause = PauseSpec(
             until_approved=True, timeout=timeout, on_timeout=self.a.on_decision_timeout
         )
-        return str(await self.wf._wait_approval(pause, label))
+        return str(await self.wf.wait_approval(pause, label))
 
     # ------------------------------------------------------------ run
     async def run(self) -> None:
         a, wf, spec = self.a, self.wf, self.spec
-        st = wf._status
+        st = wf.progress
         if a.warmup.total_seconds() > 0:
-            await wf._sleep(a.warmup)
+            await wf.sleep(a.warmup)
         origin = workflow.now().timestamp()
         failures = inconclusive = errors = 0
         decisions: list[str] = []
         for n in range(a.count):
             start = workflow.now().timestamp()
-            await wf._sleep(a.interval)
+            await wf.sleep(a.interval)
             end = workflow.now().timestamp()
             if a.judged:
                 start = (
@@ -188,7 +220,7 @@ class AnalysisRun:
                     if a.on_error == "pause":
                         decisions.append(await self._decide("analysis errors: " + text))
                     errors = 0
-                wf._check_abort()
+                wf.check_abort()
                 continue
             errors = 0
             st.analysis_errors = 0
@@ -220,14 +252,14 @@ class AnalysisRun:
                             f"analysis inconclusive at step {self.index}: "
                             + "; ".join(res.reasons),
                         )
-            wf._check_abort()
+            wf.check_abort()
         await self._finish(failures, inconclusive, decisions)
 
     async def _finish(self, failures: int, inconclusive: int, decisions: list[str]) -> None:
         a = self.a
         measured = [v for v in self.verdicts if v != "error"]
         if not measured:
-            text = f"analysis at step {self.index} has no measurement: {self.wf._status.last_analysis_error}"
+            text = f"analysis at step {self.index} has no measurement: {self.wf.progress.last_analysis_error}"
             if a.on_error == "rollback":
                 raise self._fail("error", "AnalysisError", text)
             if a.on_error == "pause":
@@ -257,5 +289,5 @@ class AnalysisRun:
             + scores
             + ("; " + "; ".join(decisions) if decisions else "")
         )
-        self.wf._end(self.rec, "ok", detail)
+        self.wf.end_step(self.rec, "ok", detail)
         workflow.set_current_details(f"**analysis** step {self.index + 1}: passed — {detail}")

@@ -12,9 +12,25 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.spec import DeploymentSpec
+from workflows.spec import DeploymentSpec, Platform, StrategyType
 
 Outcome = Literal["promoted", "rolled_back", "aborted", "failed", "running"]
+StepKind = Literal[
+    "validate", "error_budget", "apply", "set_weight", "pause", "analysis", "switch", "promote"
+]
+"""What a step of a deployment does (``StepRecord.kind``)."""
+Phase = Literal[
+    StepKind,
+    "starting",
+    "waiting for approval",
+    "waiting for error-budget override",
+    "rolling back",
+    "done",
+]
+"""``DeployStatus.phase``: the running step's kind, a wait, the compensation, or done."""
+LedgerStatus = Literal[
+    "intent", "in_progress", "promoted", "rolled_back", "aborted", "failed", "retired"
+]
 
 
 class _M(BaseModel):
@@ -30,11 +46,15 @@ class DeployInput(_M):
 
 class StepRecord(_M):
     index: int
-    kind: str
+    kind: StepKind
     description: str
     started_at: datetime
     finished_at: datetime | None = None
-    outcome: str = "running"
+    outcome: str = Field(
+        "running",
+        description="running | ok | failed | interrupted | error | inconclusive | marginal, "
+        "or a gate's answer: 'approved by ID', 'overridden by ID', 'timed out (POLICY)'",
+    )
     detail: str = ""
 
 
@@ -60,8 +80,8 @@ class DeployStatus(_M):
     service: str
     environment: str
     version: str
-    strategy: str
-    phase: str = "starting"
+    strategy: StrategyType
+    phase: Phase = "starting"
     current_step: int = -1
     total_steps: int = 0
     step_description: str = ""
@@ -120,7 +140,7 @@ class RollbackInput(_M):
     reason: str = ""
     actor: str = "unknown"
     set_search_attributes: bool = True
-    platform: Literal["local", "kubernetes"] = "local"
+    platform: Platform = "local"
     namespace: str | None = None
 
 
@@ -166,7 +186,7 @@ class SetTrafficInput(_M):
     environment: str
     weights: dict[str, int]
     idempotency_key: str
-    platform: Literal["local", "kubernetes"] = "local"
+    platform: Platform = "local"
     namespace: str | None = None
 
 
@@ -181,7 +201,7 @@ class RetireVersionInput(_M):
     version: str
     idempotency_key: str
     force: bool = Field(False, description="retire even if it still holds traffic")
-    platform: Literal["local", "kubernetes"] = "local"
+    platform: Platform = "local"
     namespace: str | None = None
 
 
@@ -193,7 +213,7 @@ class RetireVersionResult(_M):
 class DescribeInput(_M):
     service: str
     environment: str
-    platform: Literal["local", "kubernetes"] = "local"
+    platform: Platform = "local"
     namespace: str | None = None
 
 
@@ -216,7 +236,7 @@ class AnalyseInput(_M):
     step_index: int
     interval_index: int
     run_id: str
-    platform: Literal["local", "kubernetes"] = "local"
+    platform: Platform = "local"
     analysis_start: float | None = Field(
         None, description="start of the whole analysis (the growing window's origin)"
     )
@@ -226,12 +246,10 @@ class LedgerRecordInput(_M):
     service: str
     environment: str
     version: str
-    status: Literal[
-        "intent", "in_progress", "promoted", "rolled_back", "aborted", "failed", "retired"
-    ]
+    status: LedgerStatus
     actor: str
     workflow_id: str
-    strategy: str = ""
+    strategy: str = Field("", description="the deployment's strategy, or 'rollback'")
     detail: str = ""
     spec: DeploymentSpec | None = None
     idempotency_key: str

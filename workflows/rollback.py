@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from code_foundation.error_types import NON_RETRYABLE, ROLLBACK_IMPOSSIBLE
     from code_foundation.names import SA_OUTCOME, A, W
     from workflows.models import (
         ApplyVersionInput,
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         LastGoodResult,
         LedgerRecordInput,
         LedgerRecordResult,
+        LedgerStatus,
         RetireVersionInput,
         RetireVersionResult,
         RollbackInput,
@@ -31,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         SetTrafficInput,
         SetTrafficResult,
     )
+    from workflows.spec import DeploymentSpec, Platform
 
 # rollbacks must always finish: retry for a long time, never give up on transient errors
 RETRY = RetryPolicy(
@@ -38,7 +41,7 @@ RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=0,
-    non_retryable_error_types=["SpecError", "UnhealthyVersion", "PolicyViolation"],
+    non_retryable_error_types=list(NON_RETRYABLE),
 )
 SHORT = timedelta(seconds=30)
 
@@ -123,7 +126,7 @@ class RollbackWorkflow:
             if spec is None:
                 raise ApplicationError(
                     f"cannot restore {inp.service} {target}: it is not running and the ledger has no spec for it",
-                    type="RollbackImpossible",
+                    type=ROLLBACK_IMPOSSIBLE,
                     non_retryable=True,
                 )
             self._phase = f"starting {target}"
@@ -187,7 +190,7 @@ class RollbackWorkflow:
         self,
         inp: RollbackInput,
         version: str,
-        platform: str,
+        platform: Platform,
         namespace: str | None,
         key: str,
         force: bool = False,
@@ -199,7 +202,7 @@ class RollbackWorkflow:
                 environment=inp.environment,
                 version=version,
                 idempotency_key=f"{key}:retire-{version}",
-                platform=platform,  # type: ignore[arg-type]
+                platform=platform,
                 namespace=namespace,
                 force=force,
             ),
@@ -209,8 +212,14 @@ class RollbackWorkflow:
         )
 
     async def _record(
-        self, inp: RollbackInput, version: str | None, status: str, key: str, detail: str, spec=None
-    ) -> None:  # type: ignore[no-untyped-def]
+        self,
+        inp: RollbackInput,
+        version: str | None,
+        status: LedgerStatus,
+        key: str,
+        detail: str,
+        spec: DeploymentSpec | None = None,
+    ) -> None:
         if version is None:
             return
         await workflow.execute_activity(
@@ -221,7 +230,7 @@ class RollbackWorkflow:
                 version=version,
                 status=status,
                 actor=inp.actor,
-                workflow_id=workflow.info().workflow_id,  # type: ignore[arg-type]
+                workflow_id=workflow.info().workflow_id,
                 strategy="rollback",
                 detail=detail[:2000],
                 spec=spec,

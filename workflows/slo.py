@@ -187,51 +187,65 @@ def prometheus_rules(slos: list[SLO]) -> dict[str, Any]:
         for w in [*_windows(), slo.window]:
             if any(r["record"].endswith(f"rate{w}") for r in rec):
                 continue
-            rec.append({
-                "record": f"slo:sli_error:ratio_rate{w}",
-                "expr": f"1 - ({rate(slo.good_query(), w)}) / ({rate(slo.total_query(), w)})",
+            rec.append(
+                {
+                    "record": f"slo:sli_error:ratio_rate{w}",
+                    "expr": f"1 - ({rate(slo.good_query(), w)}) / ({rate(slo.total_query(), w)})",
+                    "labels": dict(labels),
+                }
+            )
+        rec.append(
+            {
+                "record": "slo:objective:ratio",
+                "expr": f"vector({slo.target})",
                 "labels": dict(labels),
-            })
-        rec.append({
-            "record": "slo:objective:ratio",
-            "expr": f"vector({slo.target})",
-            "labels": dict(labels),
-        })
-        rec.append({
-            "record": "slo:error_budget_remaining:ratio",
-            "expr": f"1 - (slo:sli_error:ratio_rate{slo.window}{{{sel}}} / {budget})",
-            "labels": dict(labels),
-        })
+            }
+        )
+        rec.append(
+            {
+                "record": "slo:error_budget_remaining:ratio",
+                "expr": f"1 - (slo:sli_error:ratio_rate{slo.window}{{{sel}}} / {budget})",
+                "labels": dict(labels),
+            }
+        )
         alerts: list[dict[str, Any]] = []
         for severity, long_w, short_w, factor in BURN_WINDOWS:
             threshold = round(factor * budget, 10)
-            alerts.append({
-                "alert": "SLOErrorBudgetBurn",
-                "expr": (
-                    f"slo:sli_error:ratio_rate{long_w}{{{sel}}} > {threshold}\n"
-                    f"and\nslo:sli_error:ratio_rate{short_w}{{{sel}}} > {threshold}"
-                ),
-                "for": "2m" if severity == "page" else "15m",
-                "labels": {**labels, "severity": severity, "long_window": long_w,
-                           "short_window": short_w},
-                "annotations": {
-                    "summary": f"{slo.name}: error budget burning {factor}x too fast "
-                               f"({long_w}/{short_w} windows)",
-                    "description": (
-                        f"SLO {slo.name} of service {slo.spec.service} (target {slo.target}, "
-                        f"{slo.window} window) burns its error budget at more than {factor}x; "
-                        "at this rate it is exhausted early. CODE gates deployments of this "
-                        "service while the budget is spent."
+            alerts.append(
+                {
+                    "alert": "SLOErrorBudgetBurn",
+                    "expr": (
+                        f"slo:sli_error:ratio_rate{long_w}{{{sel}}} > {threshold}\n"
+                        f"and\nslo:sli_error:ratio_rate{short_w}{{{sel}}} > {threshold}"
                     ),
-                },
-            })
-        alerts.append({
-            "alert": "SLOErrorBudgetExhausted",
-            "expr": f"slo:error_budget_remaining:ratio{{{sel}}} <= 0",
-            "for": "5m",
-            "labels": {**labels, "severity": "ticket"},
-            "annotations": {"summary": f"{slo.name}: error budget exhausted over {slo.window}"},
-        })
+                    "for": "2m" if severity == "page" else "15m",
+                    "labels": {
+                        **labels,
+                        "severity": severity,
+                        "long_window": long_w,
+                        "short_window": short_w,
+                    },
+                    "annotations": {
+                        "summary": f"{slo.name}: error budget burning {factor}x too fast "
+                        f"({long_w}/{short_w} windows)",
+                        "description": (
+                            f"SLO {slo.name} of service {slo.spec.service} (target {slo.target}, "
+                            f"{slo.window} window) burns its error budget at more than {factor}x; "
+                            "at this rate it is exhausted early. CODE gates deployments of this "
+                            "service while the budget is spent."
+                        ),
+                    },
+                }
+            )
+        alerts.append(
+            {
+                "alert": "SLOErrorBudgetExhausted",
+                "expr": f"slo:error_budget_remaining:ratio{{{sel}}} <= 0",
+                "for": "5m",
+                "labels": {**labels, "severity": "ticket"},
+                "annotations": {"summary": f"{slo.name}: error budget exhausted over {slo.window}"},
+            }
+        )
         groups.append({"name": f"slo-{slo.name}-recording", "interval": "30s", "rules": rec})
         groups.append({"name": f"slo-{slo.name}-alerts", "rules": alerts})
     return {"groups": groups}
@@ -259,7 +273,9 @@ class BudgetInput(_M):
 class BudgetResult(_M):
     slo: str
     remaining: float = Field(description="1 = untouched, 0 = spent, < 0 = overspent")
-    firing: list[str] = Field(default_factory=list, description="burn-rate windows firing, e.g. '1h/5m 14.4x'")
+    firing: list[str] = Field(
+        default_factory=list, description="burn-rate windows firing, e.g. '1h/5m 14.4x'"
+    )
     source: str = ""
     events: float = 0.0
 

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from code_foundation.durations import Duration, format_duration
 from code_foundation.loader import load_text
 
+Platform = Literal["local", "kubernetes"]
+StrategyType = Literal["rolling", "blue_green", "canary"]
+OnInconclusive = Literal["rollback", "promote", "pause"]
+
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$"
 
@@ -24,12 +28,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
 
+def _human(text: str) -> Any:
+    """A duration default as users write it ("30s"): ``validate_default`` parses it, and
+    the JSON Schema shows it as written."""
+    return text
+
+
 class HealthCheck(_Model):
     """HTTP readiness check the platform waits for before sending traffic."""
 
     path: str = Field("/healthz", pattern=r"^/")
-    timeout: Duration = Field(default="30s", description="give up waiting for health after this")
-    interval: Duration = "500ms"
+    timeout: Duration = Field(
+        default=_human("30s"), description="give up waiting for health after this"
+    )
+    interval: Duration = _human("500ms")
 
 
 class Artifact(_Model):
@@ -129,13 +141,13 @@ class AnalysisSpec(_Model):
     score >= marginal_threshold, the last >= pass_threshold. Argo-style limits:
     ``failure_limit``, ``inconclusive_limit``, ``consecutive_error_limit``."""
 
-    interval: Duration = "30s"
+    interval: Duration = _human("30s")
     count: int = Field(1, ge=1, le=1000)
-    warmup: Duration = "0s"
+    warmup: Duration = _human("0s")
     thresholds: Thresholds = Field(default_factory=Thresholds)
     failure_limit: int = Field(0, ge=0, description="failed intervals tolerated")
     inconclusive_limit: int = Field(1, ge=0)
-    on_inconclusive: Literal["rollback", "promote", "pause"] | None = Field(
+    on_inconclusive: OnInconclusive | None = Field(
         None, description="default: pause when metrics are judged, rollback in thresholds mode"
     )
     # --- Kayenta-style judgement (used when metrics are given)
@@ -154,7 +166,7 @@ class AnalysisSpec(_Model):
         description="judge a sliding window of this length; default: the growing window "
         "from the start of the analysis (Kayenta's default)",
     )
-    step: Duration = Field("1s", description="resolution of range queries / router buckets")
+    step: Duration = Field(_human("1s"), description="resolution of range queries / router buckets")
     consecutive_error_limit: int = Field(
         4,
         ge=0,
@@ -207,7 +219,7 @@ class AnalysisSpec(_Model):
             return self.provider
         return "prometheus" if any(m.query for m in self.metrics) else "router"
 
-    def effective_on_inconclusive(self) -> str:
+    def effective_on_inconclusive(self) -> OnInconclusive:
         return self.on_inconclusive or ("pause" if self.judged else "rollback")
 
 
@@ -254,16 +266,16 @@ class BlueGreenStrategy(_Model):
     pre_promotion_analysis: AnalysisSpec | None = None
     auto_promote: bool = True
     auto_promote_after: Duration | None = None
-    scale_down_delay: Duration = "0s"
+    scale_down_delay: Duration = _human("0s")
 
 
 class RollingStrategy(_Model):
     max_surge: int = Field(1, ge=1)
-    step_pause: Duration = "0s"
+    step_pause: Duration = _human("0s")
 
 
 class Strategy(_Model):
-    type: Literal["rolling", "blue_green", "canary"] = "canary"
+    type: StrategyType = "canary"
     canary: CanaryStrategy | None = None
     blue_green: BlueGreenStrategy | None = None
     rolling: RollingStrategy | None = None
@@ -282,16 +294,16 @@ class Strategy(_Model):
 class Approvals(_Model):
     approvers: list[str] = Field(default_factory=list, description="identities allowed to approve")
     required_before_promotion: bool = False
-    timeout: Duration = "1h"
+    timeout: Duration = _human("1h")
 
 
 class ErrorBudgetPolicy(_Model):
-    """Error-budget policy (issue 8): while the service's SLO budget is spent, a
+    """Error-budget policy: while the service's SLO budget is spent, a
     deployment waits for an explicit override approval (audited) before it applies."""
 
     slo: str = Field(description="name of the OpenSLO SLO (metadata.name) guarding this service")
     objective: float = Field(0.99, gt=0, lt=1, description="the SLO target, e.g. 0.99")
-    window: Duration = Field(default="30d", description="the SLO's rolling time window")
+    window: Duration = Field(default=_human("30d"), description="the SLO's rolling time window")
     good_query: str | None = Field(
         None, description="PromQL counter of good events (Prometheus backend)"
     )
@@ -305,7 +317,7 @@ class ErrorBudgetPolicy(_Model):
         default_factory=list, description="who may override (default: approvals.approvers)"
     )
     override_timeout: Duration = Field(
-        default="24h", description="give up (fail) without an override"
+        default=_human("24h"), description="give up (fail) without an override"
     )
 
 
@@ -321,7 +333,7 @@ class DeploymentSpec(_Model):
     service: str = Field(pattern=_NAME, max_length=40)
     environment: str = Field(pattern=_NAME, max_length=30)
     version: str = Field(pattern=_VERSION)
-    platform: Literal["local", "kubernetes"] = "local"
+    platform: Platform = "local"
     namespace: str | None = Field(None, pattern=_NAME)
     labels: dict[str, str] = Field(default_factory=dict)
     artifact: Artifact

@@ -1,0 +1,370 @@
+"""``DeploymentWorkflow``: one release of one service, durable end to end.
+
+validate → error-budget gate → record intent → snapshot last-known-good → apply →
+strategy steps (:mod:`~workflows.deployment.strategies`) → approval gate → promote
+→ record. Handlers: ``approve`` is an Update (validated by
+:func:`~workflows.deployment.gates.approve_problem`, audited, records who);
+``pause``/``resume``/``abort`` are Signals carrying identity; ``status`` is a Query.
+Failure, abort or cancellation compensates through a child ``RollbackWorkflow``
+(:mod:`~workflows.deployment.compensation`). The run waits for every handler to
+finish before it ends. The class is the
+:class:`~workflows.deployment.host.DeploymentHost` of the modules it delegates to.
+Deterministic: all I/O is in activities, called by name."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from code_foundation.error_types import DEPLOYMENT_FAILED, POLICY_VIOLATION
+    from code_foundation.names import SA_OUTCOME, A, W
+    from workflows.deployment import gates, strategies
+    from workflows.deployment.compensation import compensate
+    from workflows.deployment.host import (
+        APPLY_TIMEOUT,
+        RETRY,
+        SHORT,
+        Aborted,
+        ApprovalState,
+        required,
+    )
+    from workflows.models import (
+        ApplyVersionInput,
+        ApplyVersionResult,
+        ApproveInput,
+        ApproveResult,
+        ControlInput,
+        DeployInput,
+        DeployResult,
+        DeployStatus,
+        DescribeInput,
+        DescribeResult,
+        LastGoodInput,
+        LastGoodResult,
+        LedgerRecordInput,
+        LedgerRecordResult,
+        LedgerStatus,
+        RetireVersionInput,
+        RetireVersionResult,
+        SetTrafficInput,
+        SetTrafficResult,
+        StepKind,
+        StepRecord,
+        ValidateInput,
+        ValidateResult,
+    )
+    from workflows.spec import DeploymentSpec, PauseSpec
+
+
+@workflow.defn(name=W.DEPLOYMENT)
+class DeploymentWorkflow:
+    def __init__(self) -> None:
+        self._status: DeployStatus | None = None
+        self._spec: DeploymentSpec | None = None
+        self._paused = False
+        self._abort: ControlInput | None = None
+        self.approvals = ApprovalState()
+        self.actor = "unknown"
+        self.search_attributes_on = True
+        self.applied = False
+        self.previous: str | None = None
+
+    # ------------------------------------------------------------ handlers
+    @workflow.query
+    def status(self) -> DeployStatus:
+        return self.progress
+
+    @workflow.update
+    async def approve(self, inp: ApproveInput) -> ApproveResult:
+        # audited before it takes effect: the approver's identity lands in the hash-chained log
+        if workflow.patched("audit-approvals"):
+            await gates.audit(
+                self,
+                inp.identity,
+                "deployment.override" if inp.override else "deployment.approve",
+                {"comment": inp.comment[:500]},
+            )
+        if inp.override:
+            self.approvals.override_by = inp.identity
+            return ApproveResult(
+                accepted=True, identity=inp.identity, message="error-budget override granted"
+            )
+        self.approvals.seq += 1
+        self.approvals.approved_by.append(inp.identity)
+        if self._status:
+            self._status.approvals.append(inp.identity)
+        return ApproveResult(accepted=True, identity=inp.identity, message="approved")
+
+    @approve.validator
+    def _validate_approve(self, inp: ApproveInput) -> None:
+        problem = gates.approve_problem(
+            self._spec if self._status is not None else None, inp, self.approvals
+        )
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.signal
+    def pause(self, inp: ControlInput) -> None:
+        self._paused = True
+        self.note(f"paused by {inp.identity}")
+
+    @workflow.signal
+    def resume(self, inp: ControlInput) -> None:
+        self._paused = False
+        self.note(f"resumed by {inp.identity}")
+
+    @workflow.signal
+    def abort(self, inp: ControlInput) -> None:
+        if self._abort is None:
+            self._abort = inp
+            self.note(f"abort requested by {inp.identity}: {inp.reason}")
+
+    # ------------------------------------------------------------ host surface
+    @property
+    def spec(self) -> DeploymentSpec:
+        return required(self._spec, "the deployment's spec")
+
+    @property
+    def progress(self) -> DeployStatus:
+        return required(self._status, "the deployment's status")
+
+    @property
+    def abort_request(self) -> ControlInput | None:
+        return self._abort
+
+    def note(self, text: str) -> None:
+        if self._status is not None:
+            self._status.reason = text
+
+    def activity_key(self, step: str) -> str:
+        info = workflow.info()
+        return f"{info.workflow_id}:{info.run_id[:8]}:{step}"
+
+    def check_abort(self) -> None:
+        if self._abort is not None:
+            raise Aborted(f"aborted by {self._abort.identity}: {self._abort.reason or 'no reason'}")
+
+    async def hold_if_paused(self) -> None:
+        if self._paused:
+            self.progress.paused = True
+            await workflow.wait_condition(lambda: not self._paused or self._abort is not None)
+            self.progress.paused = False
+        self.check_abort()
+
+    async def sleep(self, duration: timedelta) -> None:
+        try:
+            await workflow.wait_condition(lambda: self._abort is not None, timeout=duration)
+        except TimeoutError:
+            return
+        self.check_abort()
+
+    async def wait_approval(self, pause: PauseSpec, label: str) -> str:
+        return await gates.wait_approval(self, pause, label)
+
+    def begin_step(self, index: int, kind: StepKind, description: str) -> StepRecord:
+        status = self.progress
+        rec = StepRecord(index=index, kind=kind, description=description, started_at=workflow.now())
+        status.steps.append(rec)
+        status.current_step = index
+        status.step_description = description
+        status.phase = kind
+        return rec
+
+    def end_step(self, rec: StepRecord, outcome: str, detail: str = "") -> None:
+        rec.finished_at = workflow.now()
+        rec.outcome = outcome
+        rec.detail = detail
+
+    async def ledger(self, status: LedgerStatus, detail: str = "") -> None:
+        spec = self.spec
+        await workflow.execute_activity(
+            A.LEDGER_RECORD,
+            LedgerRecordInput(
+                service=spec.service,
+                environment=spec.environment,
+                version=spec.version,
+                status=status,
+                actor=self.actor,
+                workflow_id=workflow.info().workflow_id,
+                strategy=spec.strategy.type,
+                detail=detail[:2000],
+                spec=spec if status in ("intent", "promoted") else None,
+                idempotency_key=self.activity_key(f"ledger-{status}"),
+            ),
+            result_type=LedgerRecordResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
+        )
+
+    async def traffic(self, weights: dict[str, int], step: str) -> None:
+        spec = self.spec
+        res = await workflow.execute_activity(
+            A.PLATFORM_TRAFFIC,
+            SetTrafficInput(
+                service=spec.service,
+                environment=spec.environment,
+                weights=weights,
+                idempotency_key=self.activity_key(step),
+                platform=spec.platform,
+                namespace=spec.namespace,
+            ),
+            result_type=SetTrafficResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
+        )
+        self.progress.weights = dict(res.weights)
+
+    # ------------------------------------------------------------ run
+    @workflow.run
+    async def run(self, inp: DeployInput) -> DeployResult:
+        spec = inp.spec
+        self._spec = spec
+        self.actor = inp.actor
+        self.search_attributes_on = inp.set_search_attributes
+        info = workflow.info()
+        self._status = status = DeployStatus(
+            workflow_id=info.workflow_id,
+            service=spec.service,
+            environment=spec.environment,
+            version=spec.version,
+            strategy=spec.strategy.type,
+            total_steps=len(spec.strategy.canary.steps) if spec.strategy.canary else 1,
+        )
+        try:
+            result = await self._deploy(spec)
+        except (
+            Aborted,
+            asyncio.CancelledError,
+            ActivityError,
+            ApplicationError,
+            ChildWorkflowError,
+        ) as exc:
+            result = await compensate(self, spec, exc)
+        status.outcome = result.outcome
+        status.phase = "done"
+        status.reason = result.reason
+        result.steps = list(status.steps)
+        if self.search_attributes_on:
+            workflow.upsert_search_attributes([SA_OUTCOME.value_set(result.outcome)])
+        # an approve still being audited finishes before the run ends
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if result.outcome == "failed" and not self.applied:
+            # nothing ran: surface as a failed workflow so the UI shows it red
+            raise ApplicationError(result.reason, type=DEPLOYMENT_FAILED, non_retryable=True)
+        return result
+
+    async def _deploy(self, spec: DeploymentSpec) -> DeployResult:
+        status = self.progress
+        wid = workflow.info().workflow_id
+        rec = self.begin_step(-1, "validate", "validate spec and manifests")
+        val = await workflow.execute_activity(
+            A.VALIDATE_SPEC,
+            ValidateInput(spec=spec),
+            result_type=ValidateResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
+        )
+        if not val.ok:
+            self.end_step(rec, "failed", "; ".join(val.violations))
+            raise ApplicationError(
+                "validation failed: " + "; ".join(val.violations),
+                type=POLICY_VIOLATION,
+                non_retryable=True,
+            )
+        self.end_step(rec, "ok", "; ".join(val.warnings))
+        await gates.error_budget_gate(self, spec)
+        await self.ledger("intent")
+        lkg = await workflow.execute_activity(
+            A.LEDGER_LAST_GOOD,
+            LastGoodInput(
+                service=spec.service, environment=spec.environment, exclude_version=spec.version
+            ),
+            result_type=LastGoodResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
+        )
+        state = await workflow.execute_activity(
+            A.PLATFORM_DESCRIBE,
+            DescribeInput(
+                service=spec.service,
+                environment=spec.environment,
+                platform=spec.platform,
+                namespace=spec.namespace,
+            ),
+            result_type=DescribeResult,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
+        )
+        stable = lkg.version if lkg.version and lkg.version in state.versions else None
+        if stable is None and state.weights:
+            # the platform serves something the ledger does not know as good: keep it as stable
+            serving = [v for v, w in sorted(state.weights.items()) if w > 0 and v != spec.version]
+            stable = serving[0] if serving else None
+        self.previous = stable
+        status.stable_version = stable
+        status.weights = dict(state.weights)
+        self.check_abort()
+
+        rec = self.begin_step(-1, "apply", f"start {spec.version}")
+        first = stable is None
+        applied = await workflow.execute_activity(
+            A.PLATFORM_APPLY,
+            ApplyVersionInput(
+                spec=spec,
+                idempotency_key=self.activity_key("apply"),
+                initial_weight=100 if first else None,
+            ),
+            result_type=ApplyVersionResult,
+            start_to_close_timeout=APPLY_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+        )
+        self.applied = True
+        self.end_step(rec, "ok", f"{applied.instances} instance(s) healthy at {applied.endpoint}")
+        await self.ledger("in_progress")
+
+        if stable is None:
+            await self.traffic({spec.version: 100}, "first-traffic")
+        elif spec.strategy.type == "canary":
+            await strategies.canary(self, spec, stable)
+        elif spec.strategy.type == "blue_green":
+            await strategies.blue_green(self, spec, stable)
+        else:
+            await strategies.rolling(self, spec, stable)
+
+        if spec.approvals.required_before_promotion:
+            await self.wait_approval(
+                PauseSpec(until_approved=True, timeout=spec.approvals.timeout), "promotion"
+            )
+        await self.hold_if_paused()
+        rec = self.begin_step(status.total_steps, "promote", f"promote {spec.version}")
+        await self.traffic({spec.version: 100}, "promote")
+        if stable and stable != spec.version:
+            await workflow.execute_activity(
+                A.PLATFORM_RETIRE,
+                RetireVersionInput(
+                    service=spec.service,
+                    environment=spec.environment,
+                    version=stable,
+                    idempotency_key=self.activity_key("retire-stable"),
+                    platform=spec.platform,
+                    namespace=spec.namespace,
+                ),
+                result_type=RetireVersionResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RETRY,
+            )
+        self.end_step(rec, "ok")
+        await self.ledger("promoted")
+        return DeployResult(
+            workflow_id=wid,
+            outcome="promoted",
+            version=spec.version,
+            previous_version=stable,
+            reason=f"{spec.version} promoted"
+            + (f", {stable} retired" if stable else " (first release)"),
+        )
