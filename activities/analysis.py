@@ -11,9 +11,9 @@
 Provenance: every interval (errors included) is stored as JSON in the artifact store
 under :func:`record_key` — raw series, query text, judge version, config, verdict —
 and only the key goes into history. :func:`rejudge_record` re-runs the judge on a
-stored record (``codectl rejudge``). Metrics-backend failures are raised as
-``ApplicationError(type=<error class>)`` naming the failing query; the workflow counts
-them against ``consecutive_error_limit``."""
+stored record (``codectl rejudge``). Metrics-backend failures raise ``MetricsError``
+naming the failing query (reported as ``ApplicationError(type=<error class>)`` by the
+worker's error interceptor); the workflow counts them against ``consecutive_error_limit``."""
 
 from __future__ import annotations
 
@@ -316,35 +316,26 @@ async def store_record(store: Any, record: dict[str, Any]) -> str:
 
 
 async def analyse_activity(acts: Any, inp: AnalyseInput) -> AnalysisResult:
-    """Body of the ``analysis.run`` activity (``DeployActivities.analyse``): errors become
-    ``ApplicationError(type=<class>, non_retryable=not retryable)`` naming the query."""
+    """Body of the ``analysis.run`` activity (``DeployActivities.analyse``). Its errors
+    (``MetricsError`` naming the query, ``ArtifactError``, ``PlatformError``) are reported
+    by the worker's error interceptor."""
     from temporalio import activity
-    from temporalio.exceptions import ApplicationError
 
-    from activities.artifacts import ArtifactError, application_error, store_from_settings
-    from code_foundation.errors import CodeError
+    from activities.artifacts import store_from_settings
 
     store = getattr(acts, "_analysis_store", None)
     if store is None:
         store = acts._analysis_store = store_from_settings(acts.settings)
     a = analysis_for(inp)
     needs_platform = a is None or not a.judged or a.effective_provider() == "router"
-    try:
-        platform = acts.platform(inp.platform) if needs_platform else None
-        return await analyse_interval(
-            inp,
-            settings=acts.settings,
-            platform=platform,
-            store=store,
-            workflow_id=activity.info().workflow_id or "adhoc",
-        )
-    except ArtifactError as exc:
-        raise application_error(exc) from None
-    except CodeError as exc:
-        retryable = bool(getattr(exc, "retryable", False))
-        raise ApplicationError(
-            str(exc), type=type(exc).__name__, non_retryable=not retryable
-        ) from None
+    platform = acts.platform(inp.platform) if needs_platform else None
+    return await analyse_interval(
+        inp,
+        settings=acts.settings,
+        platform=platform,
+        store=store,
+        workflow_id=activity.info().workflow_id or "adhoc",
+    )
 
 
 async def analyse_interval(

@@ -16,9 +16,9 @@ activities through ``asyncio.to_thread``):
   ``ArtifactStoreUnavailable`` (a ``ServerUnavailable``) after botocore's own retries with
   backoff (``standard`` mode). A 403 (``AccessDenied``, unknown access key, wrong secret
   key) raises ``ArtifactAccessDenied`` naming the bucket/key and what to fix; botocore
-  does not retry it and neither should Temporal. ``application_error(exc)`` maps these
-  to Temporal ``ApplicationError`` types (access denied / corrupted / not found:
-  non-retryable; unavailable: retryable).
+  does not retry it and neither should Temporal. Raised from an activity these become
+  Temporal ``ApplicationError`` types (:class:`~activities.interceptor.ErrorInterceptor`;
+  access denied / corrupted / not found: non-retryable; unavailable: retryable).
 
 ``LocalArtifactStore(dir)``: ``<dir>/<key>.versions/<000001>`` data files with a
 ``<000001>.json`` sidecar (sha256, size, content type); a version exists once its sidecar
@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
-from temporalio.exceptions import ApplicationError
 
 from code_foundation.errors import CodeError, ServerUnavailable
 
@@ -437,9 +436,3 @@ def store_from_settings(settings: Settings) -> ArtifactStore:
             settings.s3_endpoint_url, settings.s3_bucket, creds, settings.s3_region
         )
     return LocalArtifactStore(settings.effective_artifact_dir())
-
-
-def application_error(exc: BaseException) -> ApplicationError:
-    """The Temporal failure an activity raises for an artifact error."""
-    retryable = isinstance(exc, ArtifactStoreUnavailable)
-    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not retryable)

@@ -5,8 +5,11 @@ journal and report.
 Every mutation is idempotent (the key is workflow id + action + target):
 inject twice finds the fault in place, revert twice finds it gone. The inject
 activity re-checks protected services/environments (defence in depth) and
-the probe activity re-checks that the URL is loopback. Platform failures are
-raised as ``ApplicationError(type=<class name>, non_retryable=not retryable)``."""
+the probe activity re-checks that the URL is loopback. Failures are the project's
+errors (:class:`ProtectedTarget`, :class:`NonLoopbackProbe`, :class:`UnsupportedRollback`,
+platform and artifact errors), their message prefixed with the action that failed; the
+worker's :class:`~activities.interceptor.ErrorInterceptor` reports them as
+``ApplicationError(type=<class name>, non_retryable=not retryable)``."""
 
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from typing import Any, TypeVar
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
 from chaos.blast import merge_protected, protection_problems
@@ -42,20 +44,27 @@ from chaos.messages import (
 from chaos.model import Protected
 from chaos.report import render_markdown
 from chaos.tolerance import Observation, evaluate
-from code_foundation.errors import CodeError
+from code_foundation.errors import CodeError, TargetRefused
 from code_foundation.names import CA
 from code_foundation.targets import loopback_problem
 
 T = TypeVar("T")
 
 
-def _app_error(exc: BaseException, what: str) -> ApplicationError:
-    if isinstance(exc, ApplicationError):
-        return exc
-    retryable = bool(getattr(exc, "retryable", True))
-    if isinstance(exc, CodeError) and not hasattr(exc, "retryable"):
-        retryable = False
-    return ApplicationError(f"{what}: {exc}", type=type(exc).__name__, non_retryable=not retryable)
+class ProtectedTarget(CodeError):
+    """The target is a protected service or environment (blast radius): nothing injected."""
+
+    exit_code = 2
+
+
+class NonLoopbackProbe(TargetRefused):
+    """A steady-state probe URL is not a loopback address: the probe is not sent."""
+
+
+class UnsupportedRollback(CodeError):
+    """The experiment's rollback action is not implemented for its target platform."""
+
+    exit_code = 2
 
 
 async def _heartbeating(coro: Awaitable[T], every: float = 2.0) -> T:
@@ -83,12 +92,12 @@ class ChaosActivities:
         return LocalFaults(self.settings.agent_url, self.settings.state_dir)
 
     async def _guard(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` heartbeating; a project error's message names the action (``what``)."""
         try:
             return await _heartbeating(fn())
-        except (ApplicationError, asyncio.CancelledError):
+        except CodeError as exc:
+            exc.args = (f"{what}: {exc}",)
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an ApplicationError
-            raise _app_error(exc, what) from exc
 
     @activity.defn(name=CA.DISCOVER)
     async def discover(self, inp: DiscoverInput) -> DiscoverResult:
@@ -107,7 +116,7 @@ class ChaosActivities:
         )
         problems = protection_problems(inp.target, protected)
         if problems:
-            raise ApplicationError("; ".join(problems), type="ProtectedTarget", non_retryable=True)
+            raise ProtectedTarget("; ".join(problems))
         kind = CATALOGUE[inp.action.fault]
         faults = self._platform(kind.platform)
         activity.logger.info("inject %s into %s (key %s)", inp.action.fault, inp.target.id, inp.key)
@@ -141,11 +150,9 @@ class ChaosActivities:
 
             return RevertResult(detail=await self._guard(f"rollback {rb.name}", sweep))
         if rb.target.platform != "local":
-            raise ApplicationError(
+            raise UnsupportedRollback(
                 f"rollback {rb.action!r} is only implemented for the local platform"
-                " (kubernetes: remove_faults only)",
-                type="UnsupportedRollback",
-                non_retryable=True,
+                " (kubernetes: remove_faults only)"
             )
         from activities.faults.local import LocalFaults
         from chaos.blast import Target
@@ -165,7 +172,7 @@ class ChaosActivities:
         p = inp.probe
         problem = loopback_problem(p.url)
         if problem:
-            raise ApplicationError(problem, type="NonLoopbackProbe", non_retryable=True)
+            raise NonLoopbackProbe(problem)
         started = datetime.now(UTC)
         obs = await self._observe(p)
         ok, detail = evaluate(p.tolerance, obs)
@@ -224,12 +231,7 @@ class ChaosActivities:
             store.put(json_key, body, "application/json")
             store.put(md_key, md, "text/markdown")
 
-        try:
-            await asyncio.to_thread(put)
-        except Exception as exc:  # noqa: BLE001
-            from activities.artifacts import application_error
-
-            raise application_error(exc) from exc
+        await asyncio.to_thread(put)
         return ReportResult(json_key=json_key, md_key=md_key)
 
 

@@ -1,8 +1,9 @@
 """Activities of the deployment and rollback workflows: spec validation,
 platform operations (dispatched to the platform named by the spec), canary
 analysis windows and the no-op used by benchmarks. Ledger activities live in
-:mod:`activities.ledger`. Platform errors become ``ApplicationError`` whose
-``type`` is the error class name and whose retryability is the error's own."""
+:mod:`activities.ledger`. Platform errors are raised as they are (``CodeError``s); the
+worker's :class:`~activities.interceptor.ErrorInterceptor` turns them into
+``ApplicationError(type=<class name>, non_retryable=not retryable)``."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
-from code_foundation.errors import CodeError
+from code_foundation.errors import SpecError
 from code_foundation.names import A
 from workflows.models import (
     AnalyseInput,
@@ -36,11 +36,6 @@ from workflows.models import (
     ValidateResult,
 )
 from workflows.spec import DeploymentSpec
-
-
-def to_application_error(exc: Exception) -> ApplicationError:
-    retryable = bool(getattr(exc, "retryable", False))
-    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not retryable)
 
 
 @contextlib.asynccontextmanager
@@ -83,8 +78,9 @@ class DeployActivities:
 
                 self._platforms[name] = platform_from_settings(self.settings)
             else:
-                raise ApplicationError(
-                    f"unknown platform {name!r}", type="SpecError", non_retryable=True
+                raise SpecError(
+                    "the deployment spec",
+                    [f"platform: unknown platform {name!r} (local or kubernetes)"],
                 )
         return self._platforms[name]
 
@@ -99,14 +95,14 @@ class DeployActivities:
     async def check_secrets(self, spec: DeploymentSpec) -> list[str]:
         """Resolve every reference once so a wrong path fails before anything is applied.
         Values are dropped at once; only the reference is ever named."""
-        from activities.secrets import SecretError, SecretStoreUnavailable, application_error
+        from activities.secrets import SecretError, SecretStoreUnavailable
 
         problems = []
         for env_name, ref in spec.artifact.secrets.items():
             try:
                 await self.secrets().aresolve({env_name: ref})
-            except SecretStoreUnavailable as exc:
-                raise application_error(exc) from None
+            except SecretStoreUnavailable:
+                raise  # retryable: the store is down, the reference may be fine
             except SecretError as exc:
                 problems.append(f"artifact.secrets.{env_name}: {type(exc).__name__}: {exc}")
         return problems
@@ -114,32 +110,20 @@ class DeployActivities:
     # ---------------------------------------------------------------- platform
     @activity.defn(name=A.PLATFORM_APPLY)
     async def apply_version(self, inp: ApplyVersionInput) -> ApplyVersionResult:
-        try:
-            async with heartbeating():
-                return await self.platform(inp.spec.platform).apply_version(inp)  # type: ignore[no-any-return]
-        except CodeError as exc:
-            raise to_application_error(exc) from None
+        async with heartbeating():
+            return await self.platform(inp.spec.platform).apply_version(inp)  # type: ignore[no-any-return]
 
     @activity.defn(name=A.PLATFORM_TRAFFIC)
     async def set_traffic(self, inp: SetTrafficInput) -> SetTrafficResult:
-        try:
-            return await self.platform(inp.platform).set_traffic(inp)  # type: ignore[no-any-return]
-        except CodeError as exc:
-            raise to_application_error(exc) from None
+        return await self.platform(inp.platform).set_traffic(inp)  # type: ignore[no-any-return]
 
     @activity.defn(name=A.PLATFORM_RETIRE)
     async def retire_version(self, inp: RetireVersionInput) -> RetireVersionResult:
-        try:
-            return await self.platform(inp.platform).retire_version(inp)  # type: ignore[no-any-return]
-        except CodeError as exc:
-            raise to_application_error(exc) from None
+        return await self.platform(inp.platform).retire_version(inp)  # type: ignore[no-any-return]
 
     @activity.defn(name=A.PLATFORM_DESCRIBE)
     async def describe(self, inp: DescribeInput) -> DescribeResult:
-        try:
-            return await self.platform(inp.platform).describe(inp)  # type: ignore[no-any-return]
-        except CodeError as exc:
-            raise to_application_error(exc) from None
+        return await self.platform(inp.platform).describe(inp)  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- analysis
     @activity.defn(name=A.ANALYSE)

@@ -24,9 +24,9 @@ Contract
 * ``verify_audit()`` returns ``None`` when the chain is intact, else the seq (index)
   of the first broken record (``rust_core.verify_chain``).
 * ``LedgerActivities`` exposes ``record``/``last_known_good`` as Temporal activities,
-  runs the blocking DB calls in a thread and maps an unreachable database to a
-  retryable ``ApplicationError(type="LedgerUnavailable")`` whose message names the URL
-  with its password masked. The engine pings pooled connections before use
+  runs the blocking DB calls in a thread and maps an unreachable database to the
+  retryable :class:`LedgerUnavailable` (a ``ServerUnavailable``) whose message names the
+  URL with its password masked. The engine pings pooled connections before use
   (``pool_pre_ping``), so calls succeed again as soon as the server is back.
 """
 
@@ -44,8 +44,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from code_foundation.errors import ServerUnavailable
 from code_foundation.names import A
 from workflows.models import LastGoodInput, LastGoodResult, LedgerRecordInput, LedgerRecordResult
 from workflows.spec import DeploymentSpec
@@ -393,17 +393,19 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _unavailable(exc: BaseException, url: str) -> ApplicationError:
-    """Retryable failure naming the database (password masked) and the driver's reason."""
-    where = make_url(url).render_as_string(hide_password=True)
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return ApplicationError(
-        f"ledger database {where} unreachable ({type(exc).__name__}: "
-        f"{(reason[0] if reason else '')[:300]}); will retry: check that the database "
-        "server is running and reachable (CODE_LEDGER_URL)",
-        type="LedgerUnavailable",
-        non_retryable=False,
-    )
+class LedgerUnavailable(ServerUnavailable):
+    """The ledger database cannot be reached; retry (the pool reconnects by itself)."""
+
+    @classmethod
+    def of(cls, exc: BaseException, url: str) -> "LedgerUnavailable":
+        """The error naming the database (password masked) and the driver's reason."""
+        where = make_url(url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return cls(
+            f"ledger database {where} unreachable ({type(exc).__name__}: "
+            f"{(reason[0] if reason else '')[:300]}); will retry: check that the database "
+            "server is running and reachable (CODE_LEDGER_URL)"
+        )
 
 
 class LedgerActivities:
@@ -416,10 +418,10 @@ class LedgerActivities:
         try:
             return await asyncio.to_thread(fn, *args)
         except _UNREACHABLE as exc:
-            raise _unavailable(exc, self.ledger.url) from exc
+            raise LedgerUnavailable.of(exc, self.ledger.url) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                raise _unavailable(exc, self.ledger.url) from exc
+                raise LedgerUnavailable.of(exc, self.ledger.url) from exc
             raise
 
     @activity.defn(name=A.LEDGER_RECORD)

@@ -19,8 +19,9 @@ Errors name the *reference*, never the value (``SecretError`` subclasses):
 ``SecretReferenceInvalid`` (malformed), ``SecretNotFound`` (missing path or key),
 ``SecretPermissionDenied`` (403 / failed AppRole login), ``SecretStoreSealed``,
 ``SecretStoreUnavailable`` (connection refused / timeout / 5xx: retryable).
-``application_error(exc)`` maps them to ``ApplicationError(type=<class name>)``; only
-``SecretStoreUnavailable`` is retryable. Authentication: a token, or AppRole
+Raised from an activity they become ``ApplicationError(type=<class name>)`` (the worker's
+:class:`~activities.interceptor.ErrorInterceptor`); only ``SecretStoreUnavailable`` is
+retryable. Authentication: a token, or AppRole
 (role_id + secret_id, logged in lazily and again once when the token is refused).
 """
 
@@ -34,8 +35,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-from temporalio.exceptions import ApplicationError
 
 from code_foundation.errors import CodeError, ConfigError, ServerUnavailable
 
@@ -284,9 +283,3 @@ class SecretResolver:
         if sealed:
             return SecretStoreSealed(f"{what}: {self.vault_url} is sealed; unseal it and retry")
         return SecretStoreUnavailable(f"{what}: {self.vault_url} is unavailable (503)")
-
-
-def application_error(exc: BaseException) -> ApplicationError:
-    """The Temporal failure an activity raises for a secret error (message has no value)."""
-    retryable = isinstance(exc, SecretStoreUnavailable)
-    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not retryable)

@@ -6,7 +6,8 @@
   counts. Source: Prometheus (``sum(increase(<query>[step]))`` range queries) when
   ``Settings.prometheus_url`` and the policy's queries are set, else the local
   router's request/error counts for the window. Also sets the
-  ``code_error_budget_remaining`` gauge.
+  ``code_error_budget_remaining`` gauge. A budget that cannot be read is
+  :class:`BudgetUnavailable` (retryable: never silently "fine").
 * ``audit.record`` (:class:`AuditInput` → :class:`AuditResult`): appends one record
   (approvals, overrides, aborts with the caller's identity) to the ledger's
   hash-chained audit log through ``Ledger.audit``.
@@ -20,9 +21,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
+from code_foundation.errors import ServerUnavailable
 from code_foundation.names import A
 from workflows.slo import (
     BURN_WINDOWS,
@@ -33,6 +34,10 @@ from workflows.slo import (
 )
 
 _SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+class BudgetUnavailable(ServerUnavailable):
+    """The error budget could not be computed (metrics source down or failing); retry."""
 
 
 def _secs(w: str) -> float:
@@ -144,12 +149,8 @@ class SloActivities:
                 res = budget_from_series(
                     inp.slo, inp.objective, inp.window_seconds, ts, g, t, now=end, source="router"
                 )
-        except Exception as exc:  # noqa: BLE001 - an unreadable budget is retried, never silently "fine"
-            raise ApplicationError(
-                f"cannot compute the error budget of {inp.slo}: {exc}",
-                type="BudgetUnavailable",
-                non_retryable=False,
-            ) from exc
+        except Exception as exc:  # an unreadable budget is retried, never silently "fine"
+            raise BudgetUnavailable(f"cannot compute the error budget of {inp.slo}: {exc}") from exc
         from activities.observability import METRICS
 
         METRICS.error_budget.labels(

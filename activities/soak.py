@@ -2,13 +2,17 @@
 
 * ``soak.resolve_target``: a URL (loopback only) or a local-platform
   service/environment -> its router endpoint and serving versions; an unknown
-  service is ``ApplicationError(type="UnknownTarget", non_retryable=True)``.
+  service is :class:`UnknownTarget` (non-retryable), a non-loopback target
+  ``NotLoopbackError``.
 * ``soak.slice``: constant-rate load for the slice's length (heartbeating
   progress), sampling the target processes' RSS/CPU through the agent; returns
   the slice's :class:`LoadStats` and samples. A retry reruns the whole slice;
   only the attempt that returns is counted by the workflow (keyed by index).
 * ``soak.report``: renders PNG/HTML/Markdown (:mod:`loadtest.report`) and
-  stores them with ``activities.artifacts.store_from_settings``."""
+  stores them with ``activities.artifacts.store_from_settings``.
+
+Errors are the project's own (``CodeError``); the worker's
+:class:`~activities.interceptor.ErrorInterceptor` reports them as ``ApplicationError``."""
 
 from __future__ import annotations
 
@@ -19,12 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
+from code_foundation.errors import CodeError, ConfigError
 from code_foundation.names import SoakA
 from loadtest.engine import LoadRun, Progress
-from loadtest.safety import load_target_problem
+from loadtest.safety import load_target_problem, require_loopback
 from loadtest.scenario import LoadProfile
 from loadtest.soak_models import (
     ResolveTargetInput,
@@ -40,10 +44,14 @@ from loadtest.soak_models import (
 HEARTBEAT_EVERY_S = 2.0
 
 
-def _not_loopback(url: str) -> None:
-    problem = load_target_problem(url)
-    if problem:
-        raise ApplicationError(problem, type="NotLoopbackError", non_retryable=True)
+class UnknownTarget(CodeError):
+    """The soak target's service/environment is not on the platform (or has no router
+    endpoint yet): deploy it first."""
+
+    exit_code = 2
+
+
+PROMETHEUS_NEEDED = "checks.resources.prometheus_query needs CODE_PROMETHEUS_URL"
 
 
 class SoakActivities:
@@ -56,18 +64,11 @@ class SoakActivities:
         return LocalPlatform(self.settings.agent_url)
 
     async def _describe(self, target: SoakTarget) -> dict[str, Any]:
-        from activities.platform.base import PlatformUnavailable
-
-        try:
-            data = await self._platform().describe_raw(target.service, target.environment)
-        except PlatformUnavailable as exc:
-            raise ApplicationError(str(exc), type="PlatformUnavailable") from exc
+        data = await self._platform().describe_raw(target.service, target.environment)
         if data is None:
-            raise ApplicationError(
+            raise UnknownTarget(
                 f"unknown target {target.describe()}: the local platform at "
-                f"{self.settings.agent_url} has no such service/environment (deploy it first)",
-                type="UnknownTarget",
-                non_retryable=True,
+                f"{self.settings.agent_url} has no such service/environment (deploy it first)"
             )
         return data
 
@@ -75,17 +76,13 @@ class SoakActivities:
     async def resolve_target(self, inp: ResolveTargetInput) -> ResolveTargetResult:
         t = inp.target
         if t.url:
-            _not_loopback(t.url)
+            require_loopback(t.url)
             return ResolveTargetResult(url=t.url.rstrip("/"))
         data = await self._describe(t)
         endpoint = str(data.get("endpoint") or "").rstrip("/")
         if not endpoint:
-            raise ApplicationError(
-                f"{t.describe()} has no router endpoint yet",
-                type="UnknownTarget",
-                non_retryable=True,
-            )
-        _not_loopback(endpoint)
+            raise UnknownTarget(f"{t.describe()} has no router endpoint yet")
+        require_loopback(endpoint)
         weights = {k: int(v) for k, v in (data.get("weights") or {}).items()}
         versions = sorted(v for v, w in weights.items() if w > 0) or sorted(
             data.get("versions", {})
@@ -120,11 +117,7 @@ class SoakActivities:
 
         url = self.settings.prometheus_url
         if not url:
-            raise ApplicationError(
-                "checks.resources.prometheus_query needs CODE_PROMETHEUS_URL",
-                type="ConfigError",
-                non_retryable=True,
-            )
+            raise ConfigError(PROMETHEUS_NEEDED)
         headers = {}
         if self.settings.prometheus_token is not None:
             headers["Authorization"] = f"Bearer {self.settings.prometheus_token.get_secret_value()}"
@@ -153,13 +146,9 @@ class SoakActivities:
 
     @activity.defn(name=SoakA.SLICE)
     async def run_slice(self, inp: SliceInput) -> SliceResult:
-        _not_loopback(inp.url)
+        require_loopback(inp.url)
         if inp.prometheus_query and not self.settings.prometheus_url:
-            raise ApplicationError(
-                "checks.resources.prometheus_query needs CODE_PROMETHEUS_URL",
-                type="ConfigError",
-                non_retryable=True,
-            )
+            raise ConfigError(PROMETHEUS_NEEDED)
         info = activity.info()
         profile = LoadProfile.model_validate(
             {
@@ -202,17 +191,14 @@ class SoakActivities:
         return await asyncio.to_thread(self._store, inp.workflow_id, files)
 
     def _store(self, workflow_id: str, files: dict[str, tuple[bytes, str]]) -> SoakReportResult:
-        from activities.artifacts import application_error, store_from_settings
+        from activities.artifacts import store_from_settings
 
-        try:
-            store = store_from_settings(self.settings)
-            keys = {}
-            for name, (data, ctype) in files.items():
-                key = f"soak/{workflow_id}/{name}"
-                store.put(key, data, ctype)
-                keys[name] = key
-        except Exception as exc:  # noqa: BLE001 - mapped to retryable / non-retryable types
-            raise application_error(exc) from exc
+        store = store_from_settings(self.settings)
+        keys = {}
+        for name, (data, ctype) in files.items():
+            key = f"soak/{workflow_id}/{name}"
+            store.put(key, data, ctype)
+            keys[name] = key
         return SoakReportResult(
             html_key=keys.get("report.html", ""),
             markdown_key=keys.get("report.md", ""),

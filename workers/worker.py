@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from workers import registry
 from workflows.client import connect
@@ -35,6 +36,7 @@ def build_worker(
     acts = list(activities) if activities is not None else registry.activities(settings)
     kwargs["interceptors"] = [
         *worker_interceptors(settings, client),
+        ErrorInterceptor(),  # every activity's CodeError -> ApplicationError
         *kwargs.get("interceptors", []),
     ]
     return Worker(

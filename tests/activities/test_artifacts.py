@@ -25,10 +25,10 @@ from activities.artifacts import (
     ArtifactStoreUnavailable,
     LocalArtifactStore,
     S3ArtifactStore,
-    application_error,
     store_from_settings,
 )
 from activities.settings import Settings
+from code_foundation.errors import to_application_error as application_error
 from tests.servers import (  # noqa: F401
     S3Server,
     SeaweedS3Server,

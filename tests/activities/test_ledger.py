@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from temporalio.exceptions import ApplicationError
 
+from activities.interceptor import mapped
 from activities.ledger import GENESIS_HASH, Ledger, LedgerActivities
 from tests.servers import (  # noqa: F401 - fixtures
     PostgresCluster,
@@ -243,7 +244,7 @@ async def test_unreachable_database_is_retryable_ledger_unavailable(
         url = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nope"
     acts = LedgerActivities(Ledger(url, lazy=True))
     with pytest.raises(ApplicationError) as info:
-        await acts.last_known_good(LastGoodInput(service="web", environment="prod"))
+        await mapped(acts.last_known_good)(LastGoodInput(service="web", environment="prod"))
     assert info.value.type == "LedgerUnavailable"
     assert not info.value.non_retryable
     assert "unreachable" in str(info.value)
@@ -291,7 +292,7 @@ async def test_postgres_down_mid_run_is_retryable_then_recovers() -> None:
         with pytest.raises(OperationalError):  # the blocking API: SQLAlchemy's own error
             led.record(rec("v1", "promoted", "v1-end"))
         with pytest.raises(ApplicationError) as info:
-            await acts.record(rec("v1", "promoted", "v1-end"))
+            await mapped(acts.record)(rec("v1", "promoted", "v1-end"))
         err = info.value
         assert err.type == "LedgerUnavailable" and not err.non_retryable
         msg = str(err)

@@ -23,11 +23,11 @@ from activities.secrets import (
     SecretResolver,
     SecretStoreSealed,
     SecretStoreUnavailable,
-    application_error,
     parse_ref,
     short_hash,
 )
 from activities.settings import Settings
+from code_foundation.errors import to_application_error as application_error
 from tests.servers import BaoServer, openbao_server, start_openbao  # noqa: F401
 
 VALUE = f"pw-{uuid.uuid4().hex}"  # the secret that must never leak

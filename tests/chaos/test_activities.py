@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.chaos import ChaosActivities
+from activities.interceptor import mapped
 from activities.settings import Settings
 from chaos.blast import Target
 from chaos.messages import InjectInput, ProbeInput
@@ -37,7 +38,7 @@ async def test_inject_refuses_protected_environment(
     target = Target(service="demo", environment="production", version="v1", index=0)
     with pytest.raises(ApplicationError) as ei:
         await ActivityEnvironment().run(
-            acts(tmp_path).inject, InjectInput(key="k", action=action, target=target)
+            mapped(acts(tmp_path).inject), InjectInput(key="k", action=action, target=target)
         )
     assert ei.value.type == "ProtectedTarget" and ei.value.non_retryable
 
@@ -51,7 +52,7 @@ async def test_inject_refuses_engine_wide_protected_service(
     target = Target(service="payments", environment="dev", version="v1", index=0)
     with pytest.raises(ApplicationError, match="service 'payments' is protected"):
         await ActivityEnvironment().run(
-            acts(tmp_path).inject, InjectInput(key="k", action=action, target=target)
+            mapped(acts(tmp_path).inject), InjectInput(key="k", action=action, target=target)
         )
 
 
@@ -64,7 +65,7 @@ async def test_probe_refuses_non_loopback_urls(tmp_path: Path, url: str) -> None
     )
     with pytest.raises(ApplicationError) as ei:
         await ActivityEnvironment().run(
-            acts(tmp_path).probe, ProbeInput(probe=probe, phase="before")
+            mapped(acts(tmp_path).probe), ProbeInput(probe=probe, phase="before")
         )
     assert ei.value.type == "NonLoopbackProbe" and "not loopback" in str(ei.value)
 

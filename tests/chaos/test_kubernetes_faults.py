@@ -22,6 +22,7 @@ from activities.faults.kubernetes import (
     KubernetesFaults,
     policy_name,
 )
+from activities.interceptor import mapped
 from activities.settings import Settings
 from chaos.blast import select_targets
 from chaos.messages import InjectInput, RollbackInput
@@ -257,7 +258,7 @@ async def test_network_partition_on_protected_target_is_refused(
     acts = K8sActs(Settings(agent_url="http://127.0.0.1:1", state_dir=tmp_path))
     with pytest.raises(ApplicationError, match=why) as ei:
         await ActivityEnvironment().run(
-            acts.inject, InjectInput(key="p", action=action, target=target)
+            mapped(acts.inject), InjectInput(key="p", action=action, target=target)
         )
     assert ei.value.type == "ProtectedTarget" and ei.value.non_retryable
     assert _policies(api, env) == {}  # nothing created

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.chaos import chaos_activities
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from chaos.messages import ChaosResult, ChaosRunInput, Journal
 from chaos.model import parse_experiment
@@ -88,6 +89,7 @@ async def test_killing_the_stable_instance_is_detected_and_restored(
         task_queue=tq,
         workflows=[ChaosExperimentWorkflow],
         activities=chaos_activities(settings(agent)),
+        interceptors=[ErrorInterceptor()],
     ):
         res: ChaosResult = await dev_env.client.execute_workflow(
             ChaosExperimentWorkflow.run,
@@ -229,6 +231,7 @@ async def test_manual_abort_mid_experiment_resumes_the_paused_instance(
         task_queue=tq,
         workflows=[ChaosExperimentWorkflow],
         activities=chaos_activities(settings(agent)),
+        interceptors=[ErrorInterceptor()],
     ):
         handle = await _run_until_window(dev_env, tq, exp)
         inst = (await describe(agent))["versions"]["v1"]["instances"][0]
@@ -269,6 +272,7 @@ async def test_cancel_mid_experiment_removes_the_router_fault(
         task_queue=tq,
         workflows=[ChaosExperimentWorkflow],
         activities=chaos_activities(settings(agent)),
+        interceptors=[ErrorInterceptor()],
     ):
         handle = await _run_until_window(dev_env, tq, exp)
         assert await get(agent["endpoint"] + "/work") == 503

@@ -14,6 +14,7 @@ async def main(address: str, task_queue: str, agent_url: str, state_dir: str) ->
     from temporalio.worker import Worker
 
     from activities.chaos import chaos_activities
+    from activities.interceptor import ErrorInterceptor
     from activities.settings import Settings
     from workflows.chaos import ChaosExperimentWorkflow
     from workflows.client import connect
@@ -25,6 +26,7 @@ async def main(address: str, task_queue: str, agent_url: str, state_dir: str) ->
         task_queue=task_queue,
         workflows=[ChaosExperimentWorkflow],
         activities=chaos_activities(settings),
+        interceptors=[ErrorInterceptor()],
     )
     print("worker ready", flush=True)
     await worker.run()

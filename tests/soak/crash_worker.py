@@ -11,6 +11,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from activities.soak import SoakActivities
 from workflows.client import data_converter
@@ -25,6 +26,7 @@ async def main(address: str, task_queue: str, artifacts: str) -> None:
         task_queue=task_queue,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.run_slice, acts.report],
+        interceptors=[ErrorInterceptor()],
     ):
         print("worker ready", flush=True)
         await asyncio.sleep(300)

@@ -15,6 +15,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from activities.soak import SoakActivities
 from workflows.soak import SoakTestWorkflow
@@ -73,6 +74,7 @@ async def test_start_status_report_schedule(
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.run_slice, acts.report],
+        interceptors=[ErrorInterceptor()],
     ):
         res = await asyncio.to_thread(
             codectl, ["soak", "start", str(plan), "--id", wid, "--wait"], env

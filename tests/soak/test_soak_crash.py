@@ -18,6 +18,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from activities.soak import SoakActivities
 from loadtest.scenario import parse_scenario
@@ -90,6 +91,7 @@ async def test_worker_killed_mid_slice_totals_exact(
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.run_slice, acts.report],
+        interceptors=[ErrorInterceptor()],
     ):
         res = await handle.result()
 

@@ -9,6 +9,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from activities.soak import SoakActivities
 from loadtest.scenario import parse_scenario
@@ -49,6 +50,7 @@ async def test_resource_trend_from_prometheus_query(
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.run_slice, acts.report],
+        interceptors=[ErrorInterceptor()],
     ):
         res = await dev_env.client.execute_workflow(
             SoakTestWorkflow.run,

@@ -13,6 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from activities.soak import SoakActivities
 from loadtest.scenario import parse_scenario
@@ -83,6 +84,7 @@ async def test_real_soak_leaky_flagged_healthy_passes(
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.run_slice, acts.report],
+        interceptors=[ErrorInterceptor()],
     ):
         handles = [
             await start_soak(dev_env.client, real_plan(s), settings, workflow_id=f"soak-{s}")

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from activities.soak import SoakActivities
 from code_foundation.names import SoakA
@@ -67,6 +68,7 @@ async def _run(
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.report, make_slice_activity(calls=calls, **fake)],
+        interceptors=[ErrorInterceptor()],
     ):
         t = time.monotonic()
         handle = await env.client.start_workflow(
@@ -169,6 +171,7 @@ async def test_status_query_and_abort(ts_env: WorkflowEnvironment, tmp_path: Pat
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.report, make_slice_activity()],
+        interceptors=[ErrorInterceptor()],
     ):
         handle = await ts_env.client.start_workflow(
             SoakTestWorkflow.run,
@@ -211,6 +214,7 @@ async def test_history_replays_deterministically(
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.report, make_slice_activity()],
+        interceptors=[ErrorInterceptor()],
     ):
         handle = await ts_env.client.start_workflow(
             SoakTestWorkflow.run, SoakInput(plan=p), id=f"soak-rp-{uuid.uuid4()}", task_queue=tq
@@ -248,6 +252,7 @@ async def test_slice_failing_after_retries_fails_the_soak_with_report(
         task_queue=tq,
         workflows=[SoakTestWorkflow],
         activities=[acts.resolve_target, acts.report, broken],
+        interceptors=[ErrorInterceptor()],
     ):
         res = await ts_env.client.execute_workflow(
             SoakTestWorkflow.run, SoakInput(plan=plan()), id=f"soak-f-{uuid.uuid4()}", task_queue=tq
