@@ -2,7 +2,8 @@
 
     GET    /healthz
     GET    /metrics                                         Prometheus text
-    GET    /v1/ops                                          journal of mutations
+    GET    /v1/ops[?idempotency_key=K]                      journal: one entry per call
+    GET    /v1/reconcile                                    what the last start re-adopted/restarted
     GET    /v1/services                                     [{service, environment}]
     GET    /v1/services/{s}/{e}                             endpoint, weights, versions
     PUT    /v1/services/{s}/{e}/versions/{v}                apply (start + wait healthy)
@@ -18,10 +19,16 @@
 
 Errors are ``{"error": code, "detail": text}`` with 400 (bad request), 404
 (unknown service/version), 409 (conflict: traffic on a version, unknown
-version), 422 (``unhealthy``: the version did not pass its health check)."""
+version, a key reused for another request, ``needs_reapply``), 422 (``unhealthy``:
+the version did not pass its health check), 503 (``router_unavailable``) and 507
+(``state_not_persisted``: the desired state could not be written; nothing was
+recorded). Mutations take an ``idempotency_key`` (body, or query for DELETE); a
+second call with a key already done returns the first result with
+``changed: false, replayed: true`` (see :mod:`workers.agent.state`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,7 +36,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from workers.agent import chaosops
+from workers.agent import chaosops, ops
+from workers.agent import routers as rt
 from workers.agent.core import Agent, AgentError, VersionSpec
 from workers.agent.faults import FaultSpec
 
@@ -71,14 +79,26 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
     agent.metrics.refresh(agent.services.values())
+    texts = await asyncio.gather(
+        *(
+            rt.admin_get(s.router, agent.session, "/metrics", text=True)
+            for s in agent.services.values()
+        ),
+        return_exceptions=True,
+    )
     return web.Response(
-        body=agent.metrics.render(),
+        body=agent.metrics.render(t for t in texts if isinstance(t, str)),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )
 
 
-async def ops(request: web.Request) -> web.Response:
-    return web.json_response(list(request.app[AGENT].journal))
+async def journal(request: web.Request) -> web.Response:
+    key = request.query.get("idempotency_key")
+    return web.json_response(request.app[AGENT].journal.list(key))
+
+
+async def reconcile_report(request: web.Request) -> web.Response:
+    return web.json_response(request.app[AGENT].report)
 
 
 async def list_services(request: web.Request) -> web.Response:
@@ -134,8 +154,15 @@ async def put_version(request: web.Request) -> web.Response:
         raise AgentError(400, "bad_request", "initial_weight must be an integer 0..100 or null")
     if rp is not None and (not isinstance(rp, int) or not 1 <= rp <= 65535):
         raise AgentError(400, "bad_request", "router_port must be a port number")
-    result = await agent.apply(
-        s, e, request.match_info["v"], _version_spec(body), body.get("idempotency_key"), iw, rp
+    result = await ops.apply(
+        agent,
+        s,
+        e,
+        request.match_info["v"],
+        _version_spec(body),
+        body.get("idempotency_key"),
+        iw,
+        rp,
     )
     return web.json_response(result)
 
@@ -144,14 +171,14 @@ async def delete_version(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
     force = request.query.get("force", "") in ("1", "true", "yes")
     key = request.query.get("idempotency_key")
-    return web.json_response(await agent.retire(s, e, request.match_info["v"], force, key))
+    return web.json_response(await ops.retire(agent, s, e, request.match_info["v"], force, key))
 
 
 async def put_traffic(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
     body = await _body(request)
     return web.json_response(
-        await agent.set_traffic(s, e, body.get("weights"), body.get("idempotency_key"))
+        await ops.set_traffic(agent, s, e, body.get("weights"), body.get("idempotency_key"))
     )
 
 
@@ -171,31 +198,27 @@ async def samples(request: web.Request) -> web.Response:
     now = time.time()
     since = _float_q(request, "since", now - 60.0)
     until = _float_q(request, "until", now)
-    return web.json_response(
-        {
-            "now": now,
-            "since": since,
-            "until": until,
-            "versions": svc.router.samples.window(since, until),
-        }
+    window = await rt.admin_get(
+        svc.router, agent.session, "/samples", {"since": since, "until": until}
     )
+    return web.json_response({"now": now, "since": since, "until": until, "versions": window})
 
 
 async def post_fault(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
     spec = FaultSpec.model_validate(await _body(request))
-    return web.json_response(chaosops.add_fault(agent, s, e, spec))
+    return web.json_response(await chaosops.add_fault(agent, s, e, spec))
 
 
 async def get_faults(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
-    return web.json_response(chaosops.list_faults(agent, s, e))
+    return web.json_response(await chaosops.list_faults(agent, s, e))
 
 
 async def delete_fault(request: web.Request) -> web.Response:
     agent, s, e = _se(request)
     return web.json_response(
-        chaosops.remove_fault(
+        await chaosops.remove_fault(
             agent, s, e, request.match_info["id"], request.query.get("idempotency_key")
         )
     )
@@ -241,7 +264,8 @@ def make_app(agent: Agent) -> web.Application:
     ver = svc + "/versions/{v}"
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/v1/ops", ops)
+    app.router.add_get("/v1/ops", journal)
+    app.router.add_get("/v1/reconcile", reconcile_report)
     app.router.add_get("/v1/services", list_services)
     app.router.add_get(svc, get_service)
     app.router.add_put(ver, put_version)

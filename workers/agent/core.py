@@ -1,31 +1,46 @@
-"""The agent's state and operations: services (one router each), versions,
-instances, traffic weights, the operations journal and ``state.json``.
+"""The agent (control plane): services, their router processes, versions,
+instances, weights, faults, the desired-state file and the operations journal.
 
-Every mutating operation takes the service's lock, is idempotent (a repeated
-call finds the work done and reports ``changed: false``), is appended to the
-journal (``/v1/ops``, also ``ops.jsonl`` in the state dir) and rewrites
-``state.json`` atomically. Failures raise :class:`AgentError` carrying the HTTP
-status, a short error code and a detail a user can act on."""
+- Desired state is ``state.json`` in the state dir (:meth:`Agent.persist`, atomic:
+  write-temp, fsync, rename, fsync dir). Every mutation changes memory, persists,
+  and only then touches the data plane; a failed write undoes the change in
+  memory and is returned to the caller as 507 ``state_not_persisted``.
+- Every mutation runs through :meth:`Agent.keyed`: it is journaled (``ops.jsonl``,
+  see :mod:`workers.agent.state`) with its idempotency key, and a second call with
+  a key already done returns the first result (``changed: false``,
+  ``replayed: true``) without doing anything. Reusing a key for a different
+  request is refused (409 ``idempotency_key_reused``).
+- On start the agent reconciles (:mod:`workers.agent.reconcile`): re-adopts live
+  routers and instances, restarts dead ones, restores weights and faults.
+- A clean stop (SIGTERM/SIGINT, :meth:`Agent.close`) tears the data plane down
+  and records an empty desired state; a crash leaves it serving.
+- The monitor probes instance health every second and restarts router
+  processes that died.
+Failures raise :class:`AgentError` carrying the HTTP status, a short error code
+and a detail a user can act on."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
-from collections import deque
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from workers.agent import instances as im
-from workers.agent.metrics import Metrics
+from workers.agent import routers as rt
+from workers.agent.metrics import AgentMetrics
 from workers.agent.model import AgentError, Service, Version, VersionSpec
-from workers.agent.router import Router
+from workers.agent.state import DONE, FAILED, REPLAYED, Journal, atomic_write_json
 
 __all__ = ["Agent", "AgentError", "VersionSpec"]
+
+Run = Callable[[], Awaitable[tuple[dict[str, Any], bool, dict[str, Any]]]]
 
 
 class Agent:
@@ -33,35 +48,38 @@ class Agent:
         self.state_dir = state_dir
         self.url = url
         self.upstream_timeout = upstream_timeout
-        self.metrics = Metrics()
+        self.metrics = AgentMetrics()
         self.services: dict[tuple[str, str], Service] = {}
-        self.journal: deque[dict[str, Any]] = deque(maxlen=10_000)
-        self._known_ports: dict[str, int] = {}
+        self.journal = Journal(state_dir / "ops.jsonl", boot=uuid.uuid4().hex[:8])
+        self.report: dict[str, Any] = {}
+        self.known_ports: dict[str, int] = {}
+        self.started_at = time.time()
         self._session: aiohttp.ClientSession | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._create_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError, ValueError):
-            old = json.loads((self.state_dir / "state.json").read_text())
-            for key, svc in old.get("services", {}).items():
-                self._known_ports[key] = int(svc["router_port"])
+        from workers.agent.reconcile import reconcile
+
+        await asyncio.to_thread(self.state_dir.mkdir, parents=True, exist_ok=True)
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=512, limit_per_host=128, keepalive_timeout=30),
+            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
             auto_decompress=False,
         )
-        self._monitor = asyncio.create_task(self._monitor_loop())
+        self.report = await reconcile(self)
         self.persist()
+        self._monitor = asyncio.create_task(self._monitor_loop())
 
     async def close(self) -> None:
+        """Clean stop: stop routers and instances, record an empty desired state."""
         if self._monitor:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
-        for svc in self.services.values():
-            await svc.router.stop()
+        await asyncio.gather(
+            *(rt.stop(s.router) for s in self.services.values()), return_exceptions=True
+        )
         await asyncio.gather(
             *(
                 im.stop_instance(i)
@@ -71,19 +89,24 @@ class Agent:
             ),
             return_exceptions=True,
         )
-        for svc in self.services.values():
-            svc.versions.clear()
-            svc.weights.clear()
+        self.services.clear()
+        try:
+            entry = self.journal.new("shutdown", None, None, None, None)
+            self.journal.end({**entry, "outcome": DONE, "changed": True})
+            self.persist(running=False)
+        except AgentError as exc:  # no caller to return it to: say it where it is seen
+            print(f"agent: {exc.detail}", flush=True)
+        self.journal.close()
         if self._session:
             await self._session.close()
-        self.persist(running=False)
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "agent not started"
+        if self._session is None:
+            raise RuntimeError("agent not started")
         return self._session
 
-    # ------------------------------------------------------------ helpers
+    # ------------------------------------------------------------ lookups
     def get(self, service: str, env: str) -> Service:
         svc = self.services.get((service, env))
         if svc is None:
@@ -101,25 +124,106 @@ class Agent:
             )
         return ver
 
-    async def _service(self, service: str, env: str, router_port: int | None) -> Service:
+    # ------------------------------------------------------------ desired state
+    def state_doc(self, running: bool = True) -> dict[str, Any]:
+        return {
+            "format": 2,
+            "agent": {
+                "url": self.url,
+                "pid": os.getpid(),
+                "create_time": im.create_time(os.getpid()),
+                "running": running,
+                "started_at": self.started_at,
+                "updated_at": time.time(),
+            },
+            "services": {s.key: s.to_state() for s in self.services.values()},
+        }
+
+    def persist(self, running: bool = True) -> None:
+        """Write ``state.json`` atomically; raises AgentError 507 on failure."""
+        atomic_write_json(self.state_dir / "state.json", self.state_doc(running))
+
+    # ------------------------------------------------------------ keyed calls
+    async def keyed(
+        self,
+        op: str,
+        service: str,
+        env: str,
+        version: str | None,
+        key: str | None,
+        fp: str,
+        run: Run,
+        repair: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Run one mutation through the journal. ``run`` returns (result, changed,
+        extra journal fields). The caller holds the service lock if there is one."""
+        first = self.journal.first(op, key)
+        if first is not None:
+            if first.get("fingerprint") != fp:
+                raise AgentError(
+                    409,
+                    "idempotency_key_reused",
+                    f"idempotency key {key!r} was used by call {first['call']} for a different "
+                    f"{op} request; use a new key for a new request",
+                )
+            if repair is None or not repair():
+                entry = self.journal.new(op, service, env, version, key, fp)
+                entry.update(outcome=REPLAYED, changed=False, first_call=first["call"])
+                self.journal.end(entry)
+                return {**first.get("result", {}), "changed": False, "replayed": True}
+        entry = self.journal.new(op, service, env, version, key, fp)
+        self.journal.begin(entry)
+        try:
+            result, changed, extra = await run()
+        except AgentError as exc:
+            entry.update(outcome=FAILED, changed=False, error={"error": exc.error})
+            entry["error"]["detail"] = exc.detail[:500]
+            with contextlib.suppress(AgentError):  # the original error is the one to return
+                self.journal.end(entry)
+            raise
+        except Exception as exc:
+            entry.update(outcome=FAILED, changed=False, error={"error": type(exc).__name__})
+            with contextlib.suppress(AgentError):
+                self.journal.end(entry)
+            raise
+        outcome = DONE if first is None else "repaired"
+        entry.update(extra)
+        entry.update(outcome=outcome, changed=changed, result=result)
+        if first is not None:
+            entry["first_call"] = first["call"]
+        self.journal.end(entry)
+        return result
+
+    def note(self, op: str, svc: Service | None, changed: bool, **extra: Any) -> None:
+        """Journal something the agent did by itself (reconcile, router restart)."""
+        entry = self.journal.new(
+            op, svc.service if svc else None, svc.environment if svc else None, None, None
+        )
+        entry.update(extra)
+        entry.update(outcome=DONE, changed=changed)
+        self.journal.end(entry)
+
+    # ------------------------------------------------------------ routers
+    async def service_for(self, service: str, env: str, router_port: int | None) -> Service:
         async with self._create_lock:
             svc = self.services.get((service, env))
             if svc is not None:
                 return svc
-            router = Router(
-                service,
-                env,
-                lambda: self._targets(service, env),
-                self.session,
-                self.metrics,
-                self.upstream_timeout,
-            )
-            candidates = [p for p in (router_port, self._known_ports.get(f"{service}/{env}")) if p]
+            candidates = [p for p in (router_port, self.known_ports.get(f"{service}/{env}")) if p]
+            empty = {"service": service, "environment": env, "versions": {}, "weights": {}}
             for port in [*candidates, 0]:
                 try:
-                    await router.start(port or im.free_port())
+                    router = await rt.spawn(
+                        self.state_dir,
+                        service,
+                        env,
+                        port or im.free_port(),
+                        empty,
+                        self.upstream_timeout,
+                        self.session,
+                    )
                     break
-                except OSError:
+                except rt.PortBusy:
                     if port and port == router_port:
                         raise AgentError(
                             409,
@@ -130,57 +234,45 @@ class Agent:
             self.services[(service, env)] = svc
             return svc
 
-    def _targets(self, service: str, env: str) -> dict[str, tuple[int, list[Any]]]:
-        svc = self.services[(service, env)]
-        return {n: (svc.weights.get(n, 0), v.instances) for n, v in svc.versions.items()}
+    async def drop_service(self, svc: Service) -> None:
+        await rt.stop(svc.router)
+        self.services.pop((svc.service, svc.environment), None)
 
-    def record(
-        self,
-        op: str,
-        svc: Service,
-        version: str | None,
-        key: str | None,
-        changed: bool,
-        **extra: Any,
-    ) -> None:
-        entry = {
-            "ts": time.time(),
-            "op": op,
-            "service": svc.service,
-            "environment": svc.environment,
-            "version": version,
-            "idempotency_key": key,
-            "changed": changed,
-            **extra,
-        }
-        self.journal.append(entry)
-        with contextlib.suppress(OSError), open(self.state_dir / "ops.jsonl", "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        self.persist()
+    async def restart_router(self, svc: Service) -> bool:
+        """Start the router again (same port when free); True when the endpoint kept its port."""
+        old = svc.router
+        if old.pid:
+            await rt.stop(old, grace=1.0)
+        svc.generation += 1
+        cfg = svc.router_config()
+        ports = [old.port] if im.port_free(old.port) else []
+        for port in [*ports, 0]:
+            try:
+                svc.router = await rt.spawn(
+                    self.state_dir,
+                    svc.service,
+                    svc.environment,
+                    port or im.free_port(),
+                    cfg,
+                    self.upstream_timeout,
+                    self.session,
+                )
+                break
+            except rt.PortBusy:
+                continue
+        return svc.router.port == old.port
 
-    def persist(self, running: bool = True) -> None:
-        state = {
-            "agent": {
-                "url": self.url,
-                "pid": os.getpid(),
-                "running": running,
-                "updated_at": time.time(),
-            },
-            "services": {
-                f"{s.service}/{s.environment}": {
-                    **s.describe(),
-                    "router_port": s.router.port,
-                    "specs": {n: v.spec.public() for n, v in s.versions.items()},
-                }
-                for s in self.services.values()
-            },
-        }
-        tmp = self.state_dir / "state.json.tmp"
-        with contextlib.suppress(OSError):
-            tmp.write_text(json.dumps(state, indent=2))
-            os.replace(tmp, self.state_dir / "state.json")
+    async def sync_router(self, svc: Service) -> None:
+        """Send the service's config to its router; restart the router when it died."""
+        svc.generation += 1
+        if not svc.router.alive:
+            await self.restart_router(svc)
+            self.persist()
+            return
+        await rt.push(svc.router, self.session, svc.router_config())
 
-    async def _start_healthy(
+    # ------------------------------------------------------------ instances
+    async def start_healthy(
         self,
         svc: Service,
         name: str,
@@ -201,6 +293,8 @@ class Agent:
                         version=name,
                         log_dir=self.state_dir / "logs",
                         log_name=f"{svc.service}-{svc.environment}-{name}",
+                        state_dir=self.state_dir,
+                        obj=f"instance:{svc.key}/{name}/{idx}",
                         port=port,
                     )
                 )
@@ -223,124 +317,6 @@ class Agent:
             )
         return insts
 
-    # ------------------------------------------------------------ operations
-    async def apply(
-        self,
-        service: str,
-        env: str,
-        name: str,
-        spec: VersionSpec,
-        key: str | None,
-        initial_weight: int | None,
-        router_port: int | None,
-    ) -> dict[str, Any]:
-        if spec.workdir and not Path(spec.workdir).is_dir():
-            raise AgentError(
-                400, "bad_request", f"workdir {spec.workdir} does not exist on the agent host"
-            )
-        created = (service, env) not in self.services
-        svc = await self._service(service, env, router_port)
-        async with svc.lock:
-            h = spec.hash()
-            cur = svc.versions.get(name)
-            changed = True
-            if cur and cur.spec_hash == h and all(i.alive and i.healthy for i in cur.instances):
-                changed = False
-            else:
-                try:
-                    insts = await self._start_healthy(
-                        svc, name, spec, list(range(spec.replicas)), [None] * spec.replicas
-                    )
-                except AgentError:
-                    if created and not svc.versions:
-                        await svc.router.stop()
-                        self.services.pop((service, env), None)
-                    self.record("apply", svc, name, key, False, result="unhealthy")
-                    raise
-                old = cur.instances if cur else []
-                svc.versions[name] = Version(name, spec, h, insts)
-                await asyncio.gather(*(im.stop_instance(i) for i in old), return_exceptions=True)
-            if initial_weight is not None and sum(svc.weights.values()) == 0 and initial_weight > 0:
-                svc.weights = {n: 0 for n in svc.versions} | {name: initial_weight}
-                changed = True
-            svc.weights.setdefault(name, 0)
-            self.record("apply", svc, name, key, changed, spec_hash=h)
-            return {"changed": changed, **svc.describe()}
-
-    async def retire(
-        self, service: str, env: str, name: str, force: bool, key: str | None
-    ) -> dict[str, Any]:
-        svc = self.services.get((service, env))
-        if svc is None:
-            return {"changed": False, "version": name}
-        async with svc.lock:
-            ver = svc.versions.get(name)
-            if ver is None:
-                svc.weights.pop(name, None)
-                self.record("retire", svc, name, key, False)
-                return {"changed": False, "version": name, **svc.describe()}
-            if svc.weights.get(name, 0) > 0 and not force:
-                raise AgentError(
-                    409,
-                    "has_traffic",
-                    f"version {name} of {service}/{env} still receives {svc.weights[name]}% of "
-                    "traffic; move traffic away first (PUT .../traffic) or retire with ?force=1",
-                )
-            svc.weights.pop(name, None)
-            svc.versions.pop(name, None)
-            await asyncio.gather(
-                *(im.stop_instance(i) for i in ver.instances), return_exceptions=True
-            )
-            self.record("retire", svc, name, key, True)
-            return {"changed": True, "version": name, **svc.describe()}
-
-    async def set_traffic(
-        self, service: str, env: str, weights: Any, key: str | None
-    ) -> dict[str, Any]:
-        svc = self.get(service, env)
-        if (
-            not isinstance(weights, dict)
-            or not weights
-            or not all(
-                isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights.values()
-            )
-        ):
-            raise AgentError(
-                400, "bad_request", "weights must be a non-empty map of version -> integer >= 0"
-            )
-        if sum(weights.values()) != 100:
-            raise AgentError(
-                400,
-                "bad_request",
-                f"weights must sum to 100, got {sum(weights.values())}: {weights}",
-            )
-        async with svc.lock:
-            unknown = sorted(v for v in weights if v not in svc.versions)
-            if unknown:
-                raise AgentError(
-                    409,
-                    "unknown_version",
-                    f"{service}/{env} has no running version(s) {', '.join(unknown)} "
-                    f"(running: {', '.join(sorted(svc.versions)) or 'none'}); apply them first",
-                )
-            sick = sorted(
-                v
-                for v, w in weights.items()
-                if w > 0 and not any(i.healthy and i.alive for i in svc.versions[v].instances)
-            )
-            if sick:
-                raise AgentError(
-                    422,
-                    "unhealthy",
-                    f"{service}/{env} version(s) {', '.join(sick)} have no healthy instance; "
-                    "restore or re-apply them before sending traffic",
-                )
-            new = {v: 0 for v in svc.versions} | dict(weights)
-            changed = new != ({v: 0 for v in svc.versions} | svc.weights)
-            svc.weights = new
-            self.record("traffic", svc, None, key, changed, weights=new)
-            return {"changed": changed, "weights": new, "endpoint": svc.router.endpoint}
-
     # ------------------------------------------------------------ health monitor
     async def _monitor_loop(self) -> None:
         while True:
@@ -353,16 +329,30 @@ class Agent:
                     for i in v.instances
                 ]
                 results = await asyncio.gather(
-                    *(
-                        im.probe(self.session, i, p, timeout=0.9) if i.alive else _false()
-                        for i, p in checks
-                    )
+                    *(im.probe(self.session, i, p, 0.9) if i.alive else _false() for i, p in checks)
                 )
                 for (inst, _), ok in zip(checks, results, strict=True):
                     inst.healthy = bool(ok) and inst.alive
+                for svc in list(self.services.values()):
+                    if svc.router.alive or svc.lock.locked():
+                        continue
+                    async with svc.lock:
+                        old = svc.router.pid
+                        same_port = await self.restart_router(svc)
+                        self.persist()
+                        self.note(
+                            "router_restart",
+                            svc,
+                            True,
+                            old_pid=old,
+                            pid=svc.router.pid,
+                            same_port=same_port,
+                        )
+                        print(f"agent: router of {svc.key} died; restarted", flush=True)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep monitoring; a bad probe must not stop it
+            except Exception as exc:  # noqa: BLE001 - keep monitoring; a bad probe must not stop it
+                print(f"agent: monitor: {type(exc).__name__}: {exc}", flush=True)
                 continue
 
 

@@ -6,7 +6,9 @@ and (optionally) to one version only. With probability ``fraction``:
 answers ``status`` (default 500) without forwarding; ``drop`` answers
 ``status`` (default 503), a dropped dependency. Adding a fault with an
 ``idempotency_key`` already used returns the existing fault; removing an
-unknown id is a no-op (idempotent revert)."""
+unknown id is a no-op (idempotent revert). The agent keeps the desired fault set
+(persisted with its state) and pushes it to the router process, which applies it
+and counts ``hits``."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ class Fault(FaultSpec):
 class FaultSet:
     def __init__(self) -> None:
         self._faults: dict[str, Fault] = {}
-        self._rng = random.Random()
+        self._rng = random.Random()  # noqa: S311 - sampling requests, not crypto
 
     def add(self, spec: FaultSpec) -> tuple[Fault, bool]:
         if spec.idempotency_key:
@@ -57,6 +59,14 @@ class FaultSet:
         fault = Fault(**spec.model_dump())
         self._faults[fault.id] = fault
         return fault, True
+
+    def replace(self, faults: list[Fault]) -> None:
+        """Take this list as the fault set (a router's config push), keeping hit counts."""
+        old, self._faults = self._faults, {}
+        for f in faults:
+            if f.id in old:
+                f.hits = max(f.hits, old[f.id].hits)
+            self._faults[f.id] = f
 
     def remove(self, fault_id: str) -> bool:
         return self._faults.pop(fault_id, None) is not None

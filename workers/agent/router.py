@@ -1,6 +1,8 @@
-"""The weighted HTTP router of one service/environment.
+"""The weighted HTTP router of one service/environment (data plane).
 
-One aiohttp server per service/environment on its own 127.0.0.1 port. For each
+It runs in its own router process (:mod:`workers.agent.routerd`), never inside
+the agent, so it keeps serving while the agent is down. One aiohttp server per
+service/environment on its own 127.0.0.1 port. For each
 request it picks a version by smooth weighted round-robin (nginx algorithm:
 exact, deterministic splits) among versions with weight > 0 that have at least
 one healthy instance (falling back to every weighted version when none is
@@ -25,7 +27,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from workers.agent.faults import FaultSet
-from workers.agent.metrics import Metrics
+from workers.agent.metrics import RouterMetrics
 
 HOP_BY_HOP = {
     "connection",
@@ -91,7 +93,8 @@ class SmoothWRR:
             total += w
             if best_val is None or self._current[v] > best_val:
                 best, best_val = v, self._current[v]
-        assert best is not None
+        if best is None:
+            return None
         self._current[best] -= total
         return best
 
@@ -106,7 +109,7 @@ class Router:
         environment: str,
         targets: Callable[[], dict[str, tuple[int, list[Any]]]],
         session: aiohttp.ClientSession,
-        metrics: Metrics,
+        metrics: RouterMetrics,
         upstream_timeout: float = 10.0,
     ) -> None:
         self.service, self.environment = service, environment
