@@ -6,12 +6,20 @@ Besides the protocol it offers what analysis, chaos and soak code need:
 ``inject_fault`` / ``remove_fault`` (router faults), ``signal_instance``,
 ``restore_version`` and ``resources``. Errors: cannot connect / 5xx ->
 :class:`PlatformUnavailable` (retryable); 422 unhealthy -> :class:`UnhealthyVersion`;
-409 and 400 -> :class:`PlatformConflict`; each message names the
-service/version and what to do. ``artifact.workdir`` is sent as given (the CLI
-makes it absolute); secrets are not resolved here."""
+409 and 400 -> :class:`PlatformConflict` (also a key reused for another request,
+and ``needs_reapply``: a version whose secrets a restarted agent no longer holds);
+507 (the agent could not persist its desired state; nothing was recorded) ->
+:class:`PlatformUnavailable`; each message names the service/version and what to do.
+``artifact.workdir`` is sent as given (the CLI makes it absolute).
+
+Idempotency: every mutation carries a key (a call without one gets a fresh key,
+so it is journaled but never replayed); the agent journals every call and answers
+a key already done with the first result (``changed=False``). ``journal`` reads
+that journal, ``reconcile_report`` what the agent re-adopted at its last start."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -62,7 +70,9 @@ class LocalPlatform:
         self.timeout = timeout
         self.secrets = secrets
 
-    async def _resolve_secrets(self, spec: DeploymentSpec, what: str) -> tuple[dict[str, str], dict[str, str]]:
+    async def _resolve_secrets(
+        self, spec: DeploymentSpec, what: str
+    ) -> tuple[dict[str, str], dict[str, str]]:
         if not spec.artifact.secrets:
             return {}, {}
         from activities.secrets import SecretError, SecretStoreUnavailable
@@ -126,6 +136,10 @@ class LocalPlatform:
     @staticmethod
     def _svc(service: str, env: str) -> str:
         return f"/v1/services/{service}/{env}"
+
+    @staticmethod
+    def _key(key: str | None) -> str:
+        return key or f"local-{uuid.uuid4().hex[:16]}"
 
     # ------------------------------------------------------------ Platform
     async def apply_version(self, inp: ApplyVersionInput) -> ApplyVersionResult:
@@ -251,7 +265,7 @@ class LocalPlatform:
             "latency_ms": latency_ms,
             "route_prefix": route_prefix,
             "version": version,
-            "idempotency_key": idempotency_key,
+            "idempotency_key": self._key(idempotency_key),
         }
         if status is not None:
             body["status"] = status
@@ -278,7 +292,7 @@ class LocalPlatform:
             "DELETE",
             f"{self._svc(service, env)}/faults/{fault_id}",
             f"remove fault {fault_id} from {service}/{env}",
-            params={"idempotency_key": idempotency_key} if idempotency_key else None,
+            params={"idempotency_key": self._key(idempotency_key)},
         )
         return bool(data["changed"])
 
@@ -295,7 +309,7 @@ class LocalPlatform:
             "POST",
             f"{self._svc(service, env)}/versions/{version}/instances/{index}/signal",
             f"send SIG{signal.upper().removeprefix('SIG')} to {service}/{env} {version} instance {index}",
-            json={"signal": signal, "idempotency_key": idempotency_key},
+            json={"signal": signal, "idempotency_key": self._key(idempotency_key)},
         )
 
     async def restore_version(
@@ -311,7 +325,7 @@ class LocalPlatform:
             "POST",
             f"{self._svc(service, env)}/versions/{version}/restore",
             f"restore {service}/{env} version {version}",
-            json={"idempotency_key": idempotency_key},
+            json={"idempotency_key": self._key(idempotency_key)},
             timeout=timeout,
         )
 
@@ -323,6 +337,15 @@ class LocalPlatform:
             f"read resources of {service}/{env} {version}",
         )
         return list(data["instances"])
+
+    async def journal(self, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        """The agent's op journal: one entry per call (``outcome``, ``changed``, key)."""
+        params = {"idempotency_key": idempotency_key} if idempotency_key else None
+        return list(await self._call("GET", "/v1/ops", "read the op journal", params=params))
+
+    async def reconcile_report(self) -> dict[str, Any]:
+        """What the agent re-adopted, restarted or stopped when it last started."""
+        return dict(await self._call("GET", "/v1/reconcile", "read the reconcile report"))
 
     async def healthy(self) -> bool:
         try:
