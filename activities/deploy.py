@@ -17,6 +17,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.artifacts import ArtifactStore
 from activities.settings import Settings
 from code_foundation.errors import SpecError
 from code_foundation.names import A
@@ -57,6 +58,7 @@ class DeployActivities:
         self.settings = settings
         self._platforms: dict[str, Any] = platforms or {}
         self._secrets: Any = None
+        self._analysis_store: ArtifactStore | None = None
 
     def secrets(self) -> Any:
         from activities.secrets import SecretResolver
@@ -128,10 +130,20 @@ class DeployActivities:
     # ---------------------------------------------------------------- analysis
     @activity.defn(name=A.ANALYSE)
     async def analyse(self, inp: AnalyseInput) -> AnalysisResult:
-        # thresholds or Kayenta-style judge, provenance stored: activities/analysis.py
+        # thresholds or Kayenta-style judge, provenance stored: activities/analysis/
         from activities.analysis import analyse_activity
 
-        return await analyse_activity(self, inp)
+        return await analyse_activity(
+            inp, settings=self.settings, platform=self.platform, store=self.analysis_store()
+        )
+
+    def analysis_store(self) -> ArtifactStore:
+        """Where analysis records go (created on first use, then kept)."""
+        if self._analysis_store is None:
+            from activities.artifacts import store_from_settings
+
+            self._analysis_store = store_from_settings(self.settings)
+        return self._analysis_store
 
     # ---------------------------------------------------------------- bench
     @activity.defn(name=A.NOOP)

@@ -5,11 +5,17 @@ between versions, retires a version and describes a service. Every operation is
 idempotent: a repeated call with the same input finds the work done and answers
 ``changed=False``. Failures raise :class:`PlatformError`; ``retryable`` tells
 the activity layer whether Temporal should retry (``ApplicationError`` with
-``type=<class name>``, ``non_retryable=not retryable``)."""
+``type=<class name>``, ``non_retryable=not retryable``).
+
+:class:`SampleSource` is the narrower seam canary analysis and error budgets read:
+per-version request windows (:class:`WindowSample`) of a service's router."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
 
 from code_foundation.errors import CodeError
 from workflows.models import (
@@ -56,8 +62,29 @@ class PlatformConflict(PlatformError):
     retryable = False
 
 
+class WindowSample(BaseModel):
+    """Requests one version served through the router in a time window."""
+
+    count: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = Field(default_factory=list)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.count if self.count else 0.0
+
+
 @runtime_checkable
-class Platform(Protocol):
+class SampleSource(Protocol):
+    async def fetch_samples(
+        self, service: str, env: str, since: float, until: float
+    ) -> Mapping[str, WindowSample]:
+        """version -> its requests in ``[since, until]``; raises :class:`PlatformError`."""
+        ...
+
+
+@runtime_checkable
+class Platform(SampleSource, Protocol):
     async def apply_version(self, inp: ApplyVersionInput) -> ApplyVersionResult: ...
 
     async def set_traffic(self, inp: SetTrafficInput) -> SetTrafficResult: ...

@@ -23,13 +23,13 @@ import uuid
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
 
 from activities.platform.base import (
     PlatformConflict,
     PlatformUnavailable,
     SecretResolutionFailed,
     UnhealthyVersion,
+    WindowSample,
 )
 from workflows.models import (
     ApplyVersionInput,
@@ -42,18 +42,6 @@ from workflows.models import (
     SetTrafficResult,
 )
 from workflows.spec import DeploymentSpec
-
-
-class WindowSample(BaseModel):
-    """Requests one version served through the router in a time window."""
-
-    count: int = 0
-    errors: int = 0
-    latencies_ms: list[float] = Field(default_factory=list)
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.count if self.count else 0.0
 
 
 class LocalPlatform:
