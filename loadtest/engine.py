@@ -75,6 +75,13 @@ class LoadRun:
             raise SpecError("scenario", ["base_url: is required (or give a target URL)"])
         require_loopback(url)
         parts = urlsplit(url)
+        if parts.scheme != "http":
+            raise SpecError(
+                "scenario",
+                [
+                    f"base_url: {url}: this engine speaks plain HTTP (use the native engine for HTTPS)"
+                ],
+            )
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         host_header = parts.netloc

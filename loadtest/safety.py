@@ -8,8 +8,8 @@ from __future__ import annotations
 from code_foundation.errors import TargetRefused
 from code_foundation.targets import loopback_problem
 
-LOAD_SCHEMES = ("http",)
-"""The load engine speaks plain HTTP/1.1."""
+LOAD_SCHEMES = ("http", "https")
+"""HTTP/1.1, plain or over TLS (HTTPS: the native engine, :mod:`loadtest.native`)."""
 
 
 class NotLoopbackError(TargetRefused):

@@ -23,7 +23,9 @@ Lehmann/Bauer interval; ``judge`` = Kayenta NetflixACAJudge semantics;
 counts; ``theil_sen`` = scipy.stats.theilslopes (method "separate");
 ``mann_kendall`` = Mann–Kendall S with tau-b as scipy.stats.kendalltau;
 ``validate_manifests`` = Kubernetes policy rules CODE000..CODE009;
-``chain_hash``/``verify_chain`` = SHA-256 hash chain.
+``chain_hash``/``verify_chain`` = SHA-256 hash chain; ``LoadEngine`` = the native
+open-model HTTP/1.1 load engine (its reference is the Python engine ``loadtest.engine``,
+which lives above this package; ``loadtest.native`` drives it with the scenario model).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from rust_core import _native
-from rust_core._native import Histogram
+from rust_core._native import Histogram, LoadEngine
 from rust_core._types import (
     DEFAULT_WINDOWS,
     BurnRateResult,
@@ -60,6 +62,7 @@ __all__ = [
     "BurnWindow",
     "Histogram",
     "HodgesLehmannResult",
+    "LoadEngine",
     "JudgeResult",
     "MannKendallResult",
     "MannWhitneyResult",

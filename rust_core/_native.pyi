@@ -6,6 +6,7 @@ from typing import Any, final
 __all__ = [
     "RULES",
     "Histogram",
+    "LoadEngine",
     "__version__",
     "burn_rates",
     "chain_hash",
@@ -53,6 +54,40 @@ class Histogram:
     def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
     def __len__(self) -> int: ...
     def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class LoadEngine:
+    def __new__(
+        cls,
+        host: str,
+        port: int,
+        requests: Sequence[tuple[bytes, bool, float, Sequence[int]]],
+        cycle: Sequence[int],
+        segments: Sequence[tuple[float, float, float]],
+        count: int,
+        duration_s: float,
+        max_vus: int,
+        graceful_stop_s: float,
+        warm: int,
+        slo_latency_ms: float | None = None,
+        relative_error: float = 0.01,
+        tls: bool = False,
+        ca_file: str | None = None,
+    ) -> LoadEngine: ...
+    def run(
+        self,
+    ) -> tuple[
+        float,
+        float,
+        float,
+        int,
+        int,
+        int,
+        float,
+        list[tuple[int, int, int, int, int, int, list[tuple[int, int]], bytes]],
+    ]: ...
+    def progress(self) -> tuple[float, int, int, int, int, int, int, float | None]: ...
+    def stop(self) -> None: ...
 
 def mann_whitney_u(
     x: Any,

@@ -8,10 +8,12 @@
 pub mod audit;
 pub mod histogram;
 pub mod judge;
+pub mod loadgen;
 pub mod manifest;
 pub mod numeric;
 mod py_histogram;
 mod py_input;
+mod py_loadgen;
 mod py_policy;
 mod py_stats;
 pub mod slo;
@@ -28,6 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_stats::version, m)?)?;
     m.add_function(wrap_pyfunction!(py_stats::percentiles, m)?)?;
     m.add_class::<py_histogram::PyHistogram>()?;
+    m.add_class::<py_loadgen::PyLoadEngine>()?;
     m.add_function(wrap_pyfunction!(py_stats::mann_whitney_u, m)?)?;
     m.add_function(wrap_pyfunction!(py_stats::hodges_lehmann, m)?)?;
     m.add_function(wrap_pyfunction!(py_stats::judge_metrics, m)?)?;

@@ -16,7 +16,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "scenar
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080", "http://127.1.2.3/", "http://localhost:1", "http://[::1]:9/x"]
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.1.2.3/",
+        "http://localhost:1",
+        "http://[::1]:9/x",
+        "https://127.0.0.1/",
+    ],
 )
 def test_loopback_accepted(url: str) -> None:
     assert loopback_problem(url) is None
@@ -30,7 +37,7 @@ def test_loopback_accepted(url: str) -> None:
         "http://8.8.8.8/",
         "http://example.com/",
         "http://127.0.0.1.nip.io/",
-        "https://127.0.0.1/",
+        "https://10.0.0.1/",
         "http://[2001:db8::1]/",
         "http://0.0.0.0:80/",
     ],
