@@ -90,7 +90,7 @@ def select_targets(
     )
     mode, n = selector.parsed_mode()
     k = count_for_mode(mode, n, len(pool))
-    rng = random.Random(f"{seed}:{salt}")
+    rng = random.Random(f"{seed}:{salt}")  # noqa: S311 - a reproducible choice, not a secret
     chosen = rng.sample(range(len(pool)), k)
     return [pool[i] for i in sorted(chosen)]
 
@@ -111,6 +111,18 @@ def merge_protected(experiment_protected: Any, environ: Mapping[str, str]) -> di
         env_list("CODE_CHAOS_PROTECTED_ENVIRONMENTS", DEFAULT_PROTECTED_ENVIRONMENTS)
     )
     return {"services": sorted(services), "environments": sorted(envs)}
+
+
+def combine_protected(
+    engine: Mapping[str, list[str]], experiment_protected: Any
+) -> dict[str, list[str]]:
+    """The engine-wide protected lists (as the client sent them) plus the experiment's."""
+    return {
+        "services": sorted(set(engine.get("services", [])) | set(experiment_protected.services)),
+        "environments": sorted(
+            set(engine.get("environments", [])) | set(experiment_protected.environments)
+        ),
+    }
 
 
 def protection_problems(target: Any, protected: Any) -> list[str]:

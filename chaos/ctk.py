@@ -1,5 +1,7 @@
-"""Import Chaos Toolkit experiments (JSON/YAML, the format of
-https://chaostoolkit.org/reference/api/experiment/) into :class:`chaos.model.Experiment`.
+"""Translate Chaos Toolkit experiments (JSON/YAML, the format of
+https://chaostoolkit.org/reference/api/experiment/) into native experiment documents,
+which :func:`chaos.model.import_chaostoolkit` then validates as an ``Experiment``
+(this module does not import the model, so the two never import each other).
 
 Mapped: ``title``, ``description``, ``tags``, ``configuration`` (inline values
 and ``{type: env, key}``; ``${name}`` substitution), ``steady-state-hypothesis``
@@ -17,11 +19,11 @@ activities, ``controls``, ``secrets``, non-loopback URLs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 from chaos.catalogue import CATALOGUE, CTK_MODULE, ROLLBACK_ACTIONS, SELECTOR_KEYS, check_params
-from chaos.model import Experiment, parse_experiment
 from code_foundation.errors import SpecError
 from code_foundation.targets import loopback_problem
 
@@ -146,12 +148,8 @@ class _Importer:
         args = prov.get("arguments")
         if args:
             if probe["method"] == "GET":
-                from urllib.parse import urlencode
-
                 probe["url"] = url + ("&" if "?" in url else "?") + urlencode(args)
             else:
-                import json
-
                 probe["body"] = json.dumps(args)
         if "tolerance" in act:
             tol = self.tolerance(act["tolerance"], path + ".tolerance")
@@ -359,12 +357,11 @@ class _Importer:
         return native
 
 
-def import_chaostoolkit(
-    data: dict[str, Any], source: str = "experiment", environ: Mapping[str, str] | None = None
-) -> Experiment:
-    """Chaos Toolkit document -> :class:`Experiment`, or :class:`SpecError` naming every refusal."""
+def chaostoolkit_to_native(data: dict[str, Any], source: str = "experiment") -> dict[str, Any]:
+    """Chaos Toolkit document -> native experiment document (validated by
+    :func:`chaos.model.parse_experiment`), or :class:`SpecError` naming every refusal."""
     imp = _Importer(data)
     native = imp.run()
     if imp.problems:
         raise SpecError(source, imp.problems)
-    return parse_experiment(native, source, environ)
+    return native

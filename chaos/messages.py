@@ -18,6 +18,31 @@ from chaos.model import Action, Experiment, HttpProbe, RollbackAction, Selector
 from chaos.tolerance import Observation
 
 Status = Literal["running", "completed", "failed", "aborted", "interrupted"]
+ProbePhase = Literal["before", "method", "during", "after"]
+JournalPhase = Literal[
+    "starting",
+    "plan",
+    "steady-state-before",
+    "method",
+    "fault-window",
+    "rollback",
+    "steady-state-after",
+    "done",
+]
+EventKind = Literal[
+    "start",
+    "plan",
+    "inject",
+    "deviation",
+    "abort",
+    "cancel",
+    "failure",
+    "report",
+    "revert",
+    "revert-failed",
+    "rollback",
+    "rollback-failed",
+]
 
 
 class _M(BaseModel):
@@ -42,7 +67,7 @@ class AbortRequest(_M):
 
 class ProbeRecord(_M):
     name: str
-    phase: Literal["before", "method", "during", "after"]
+    phase: ProbePhase
     ok: bool
     detail: str
     started_at: datetime
@@ -67,7 +92,7 @@ class FaultRecord(_M):
 
 class Event(_M):
     at: datetime
-    kind: str
+    kind: EventKind
     message: str
 
 
@@ -76,7 +101,7 @@ class Journal(_M):
     title: str
     actor: str
     status: Status = "running"
-    phase: str = "starting"
+    phase: JournalPhase = "starting"
     deviated: bool = False
     reason: str = ""
     aborted_by: str | None = None
@@ -143,7 +168,7 @@ class RollbackInput(_M):
 
 class ProbeInput(_M):
     probe: HttpProbe
-    phase: Literal["before", "method", "during", "after"]
+    phase: ProbePhase
 
 
 class ProbeResult(_M):

@@ -1,7 +1,7 @@
 """The chaos experiment model and its loader.
 
-An experiment (YAML/JSON, or a Chaos Toolkit file imported by
-:mod:`chaos.ctk`) has a title, tags, configuration (``${name}`` is substituted
+An experiment (YAML/JSON, or a Chaos Toolkit file translated by
+:mod:`chaos.ctk` and validated here) has a title, tags, configuration (``${name}`` is substituted
 into every string), a steady-state hypothesis (HTTP probes with tolerances), a
 method (fault actions, probes and pauses), rollbacks and controls (how long the
 fault is held, how often the steady state is probed, abort conditions). Faults
@@ -18,12 +18,15 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chaos.blast import merge_protected, protection_problems
 from chaos.catalogue import CATALOGUE, ROLLBACK_ACTIONS, check_params
+from chaos.ctk import chaostoolkit_to_native
 from chaos.tolerance import StatusTolerance, Tolerance
 from code_foundation.durations import Duration
 from code_foundation.errors import SpecError
@@ -61,7 +64,8 @@ class Selector(_Model):
 
     def parsed_mode(self) -> tuple[str, float]:
         m = _MODE.match(self.mode)
-        assert m is not None
+        if m is None:  # validated above; a model_construct()ed selector may still be wrong
+            raise ValueError(f"mode {self.mode!r} must be one, all, fixed(n) or percent(p)")
         if m.group(2) is not None:
             return "fixed", float(m.group(2))
         if m.group(3) is not None:
@@ -128,7 +132,8 @@ class RollbackAction(_Model):
     @field_validator("action")
     @classmethod
     def _known(cls, v: str) -> str:
-        assert v in ROLLBACK_ACTIONS
+        if v not in ROLLBACK_ACTIONS:
+            raise ValueError(f"unknown rollback action {v!r}")
         return v
 
 
@@ -203,8 +208,6 @@ class Experiment(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"action names must be unique (duplicated: {', '.join(dup)})")
-        from chaos.blast import protection_problems
-
         problems: list[str] = []
         for i, step in enumerate(self.method):
             if step.action:
@@ -301,10 +304,6 @@ def parse_experiment(
     if isinstance(raw, dict) and all(
         isinstance(raw.get(k, []), list) for k in ("services", "environments")
     ):
-        from types import SimpleNamespace
-
-        from chaos.blast import merge_protected
-
         given = SimpleNamespace(
             services=raw.get("services", []), environments=raw.get("environments", [])
         )
@@ -346,7 +345,13 @@ def load_experiment(path: str | Path, environ: Mapping[str, str] | None = None) 
             str(p), [f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}"]
         ) from None
     if is_chaostoolkit(data):
-        from chaos.ctk import import_chaostoolkit
-
         return import_chaostoolkit(data, str(p), environ)
     return parse_experiment(data, str(p), environ)
+
+
+def import_chaostoolkit(
+    data: dict[str, Any], source: str = "experiment", environ: Mapping[str, str] | None = None
+) -> Experiment:
+    """Chaos Toolkit document -> :class:`Experiment`, or :class:`SpecError` naming every
+    refusal (the translation is :func:`chaos.ctk.chaostoolkit_to_native`)."""
+    return parse_experiment(chaostoolkit_to_native(data, source), source, environ)

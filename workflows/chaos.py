@@ -29,15 +29,16 @@ state held), ``aborted`` (abort condition or manual abort), ``failed``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from chaos.blast import Target, protection_problems, select_targets
+    from chaos import abort as conditions
+    from chaos.blast import Target, combine_protected, protection_problems, select_targets
     from chaos.catalogue import CATALOGUE
     from chaos.messages import (
         AbortRequest,
@@ -46,30 +47,29 @@ with workflow.unsafe.imports_passed_through():
         DiscoverInput,
         DiscoverResult,
         Event,
+        EventKind,
         FaultRecord,
         InjectInput,
         InjectResult,
         Journal,
         ProbeInput,
+        ProbePhase,
         ProbeRecord,
         ProbeResult,
-        ReportInput,
-        ReportResult,
-        RevertInput,
-        RevertResult,
-        RollbackInput,
     )
-    from chaos.model import Experiment, HttpProbe
-    from chaos.tolerance import window_burn
+    from chaos.model import Action, Experiment, HttpProbe
+    from code_foundation.error_types import (
+        NO_TARGETS,
+        NON_RETRYABLE,
+        PROTECTED_TARGET,
+        ROLLBACK_FAILED,
+    )
     from code_foundation.names import CA, SA_ENVIRONMENT, SA_KIND, SA_SERVICE, W
+    from workflows.chaos_rollbacks import Shield, cause, rollback_all, store_report
 
 
 WORKFLOW_NAME = W.CHAOS
-
-
-def _cause(err: BaseException) -> str:
-    cause = err.__cause__ if isinstance(err, ActivityError) and err.__cause__ else err
-    return str(cause) or type(cause).__name__
+NON_RETRYABLE_TYPES = list(NON_RETRYABLE)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -78,7 +78,11 @@ class ChaosExperimentWorkflow:
         self._journal: Journal | None = None
         self._abort: AbortRequest | None = None
         self._finished = False
-        self._late_cancel = False
+        self._shield = Shield(
+            lambda: self._event(
+                "cancel", "cancellation received during the rollbacks; they continue"
+            )
+        )
 
     # ------------------------------------------------------------ handlers
     @workflow.query
@@ -107,47 +111,46 @@ class ChaosExperimentWorkflow:
             self._event("abort", f"abort requested by {req.identity}: {req.reason}")
 
     # ------------------------------------------------------------ helpers
-    def _event(self, kind: str, message: str) -> None:
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            raise RuntimeError("the experiment has not started")
+        return self._journal
+
+    def _event(self, kind: EventKind, message: str) -> None:
         if self._journal is not None:
             self._journal.events.append(Event(at=workflow.now(), kind=kind, message=message))
             workflow.logger.info("[%s] %s", kind, message)
+
+    def _aborts(self, reason: str) -> None:
+        """An abort condition fired: the run ends ``aborted`` (after its rollbacks)."""
+        j = self.journal
+        j.deviated = True
+        j.status, j.reason = "aborted", reason
+        self._event("abort", reason)
 
     async def _wait(self, delay: timedelta) -> bool:
         """Durable sleep that wakes early on abort; True when an abort arrived."""
         if delay <= timedelta(0):
             return self._abort is not None
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._abort is not None, timeout=delay)
-        except TimeoutError:
-            pass
         return self._abort is not None
 
-    async def _shielded(self, activity: str, arg: Any, result_type: type, **opts: Any) -> Any:
-        """Run a rollback/report activity that a cancellation cannot interrupt.
-
-        The activity is started, then awaited with ``workflow.wait`` (which does not
-        cancel what it waits for); a cancellation arriving meanwhile is recorded and
-        the wait resumes, so a cancel during the rollbacks never skips one."""
-        handle = workflow.start_activity(activity, arg, result_type=result_type, **opts)
-        while True:
-            try:
-                await workflow.wait([handle])
-                break
-            except asyncio.CancelledError:
-                self._late_cancel = True
-                self._event("cancel", "cancellation received during the rollbacks; they continue")
-        return handle.result()
-
-    async def _probe(self, probe: HttpProbe, phase: str) -> ProbeRecord:
+    async def _probe(self, probe: HttpProbe, phase: ProbePhase) -> ProbeRecord:
         timeout = probe.timeout * probe.requests + timedelta(seconds=10)
         started = workflow.now()
         try:
             res: ProbeResult = await workflow.execute_activity(
                 CA.PROBE,
-                ProbeInput(probe=probe, phase=phase),  # type: ignore[arg-type]
+                ProbeInput(probe=probe, phase=phase),
                 result_type=ProbeResult,
                 start_to_close_timeout=timeout,
-                retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=1)),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=2,
+                    initial_interval=timedelta(seconds=1),
+                    non_retryable_error_types=NON_RETRYABLE_TYPES,
+                ),
                 # probes only read: on cancellation stop waiting, do not cancel them
                 cancellation_type=workflow.ActivityCancellationType.ABANDON,
             )
@@ -155,19 +158,18 @@ class ChaosExperimentWorkflow:
         except ActivityError as err:
             record = ProbeRecord(
                 name=probe.name,
-                phase=phase,  # type: ignore[arg-type]
+                phase=phase,
                 ok=False,
-                detail=f"probe could not run: {_cause(err)}",
+                detail=f"probe could not run: {cause(err)}",
                 started_at=started,
                 finished_at=workflow.now(),
                 requests=1,
                 failures=1,
             )
-        assert self._journal is not None
-        self._journal.probes.append(record)
+        self.journal.probes.append(record)
         return record
 
-    async def _probe_all(self, exp: Experiment, phase: str) -> list[ProbeRecord]:
+    async def _probe_all(self, exp: Experiment, phase: ProbePhase) -> list[ProbeRecord]:
         if exp.steady_state is None:
             return []
         return list(await asyncio.gather(*(self._probe(p, phase) for p in exp.steady_state.probes)))
@@ -199,38 +201,34 @@ class ChaosExperimentWorkflow:
             await self._execute(inp, exp, seed)
         except asyncio.CancelledError:
             cancelled = True
-            j.status, j.reason = "interrupted", "the workflow was cancelled"
+            j.status, j.reason = "interrupted", conditions.CANCELLED
             self._event("cancel", "cancellation received; running rollbacks")
         except (ActivityError, ApplicationError) as err:
-            j.status, j.reason = "failed", _cause(err)
+            j.status, j.reason = "failed", cause(err)
             self._event("failure", j.reason)
         # ---------------------------------------------------------- rollbacks ALWAYS
         j.phase = "rollback"
-        ok = await self._rollback(exp)
-        if not ok:
-            j.rollback_failed = True
-            j.status = "failed"
-            j.reason = (j.reason + "; " if j.reason else "") + "a rollback FAILED after retries"
-        elif j.faults and not cancelled and not self._late_cancel:
+        if not await rollback_all(self._shield, j, exp):
+            conditions.rollback_failed(j)
+        elif j.faults and not cancelled and not self._shield.late_cancel:
             j.phase = "steady-state-after"
             try:
                 after = await self._probe_all(exp, "after")
             except asyncio.CancelledError:
-                self._late_cancel = True
+                self._shield.late_cancel = True
                 after = []
-            if any(not r.ok for r in after):
+            if not conditions.holds(after):
                 j.deviated = True
                 self._event("deviation", "steady state not restored after the rollbacks")
-        if self._late_cancel and not cancelled:
-            cancelled = True
-            if j.status == "running":
-                j.status, j.reason = "interrupted", "the workflow was cancelled"
-        if j.status == "running":
-            j.status = "completed"
+        cancelled = conditions.settle(j, cancelled, self._shield.late_cancel)
         j.phase = "done"
         j.finished_at = workflow.now()
         self._finished = True
-        await self._store_report(j)
+        problem = await store_report(self._shield, j)
+        if problem is not None:
+            self._event("report", f"the report could not be stored: {problem}")
+        # an abort Update still running finishes before the run ends
+        await workflow.wait_condition(workflow.all_handlers_finished)
         if cancelled:
             raise asyncio.CancelledError()
         if j.rollback_failed:
@@ -238,7 +236,7 @@ class ChaosExperimentWorkflow:
                 f"chaos experiment {exp.title!r}: rollback failed; faults may still be in place "
                 f"(see {j.report_md_key or 'the journal query'})",
                 j.model_dump(mode="json"),
-                type="RollbackFailed",
+                type=ROLLBACK_FAILED,
                 non_retryable=True,
             )
         return ChaosResult(
@@ -254,14 +252,7 @@ class ChaosExperimentWorkflow:
     async def _plan(
         self, inp: ChaosRunInput, exp: Experiment, seed: int
     ) -> dict[str, list[Target]]:
-        protected = {
-            "services": sorted(
-                set(inp.protected.get("services", [])) | set(exp.protected.services)
-            ),
-            "environments": sorted(
-                set(inp.protected.get("environments", [])) | set(exp.protected.environments)
-            ),
-        }
+        protected = combine_protected(inp.protected, exp.protected)
         plan: dict[str, list[Target]] = {}
         cache: dict[tuple[str, str, str], list[Target]] = {}
         for action in exp.actions():
@@ -269,7 +260,7 @@ class ChaosExperimentWorkflow:
             problems = protection_problems(sel, protected)
             if problems:
                 raise ApplicationError(
-                    "; ".join(problems), type="ProtectedTarget", non_retryable=True
+                    "; ".join(problems), type=PROTECTED_TARGET, non_retryable=True
                 )
             unit = CATALOGUE[action.fault].unit
             cands: list[Target] = []
@@ -281,7 +272,9 @@ class ChaosExperimentWorkflow:
                         DiscoverInput(selector=sel),
                         result_type=DiscoverResult,
                         start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=RetryPolicy(maximum_attempts=3),
+                        retry_policy=RetryPolicy(
+                            maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE_TYPES
+                        ),
                     )
                     cache[ck] = res.candidates
                 cands = cache[ck]
@@ -290,15 +283,14 @@ class ChaosExperimentWorkflow:
                 raise ApplicationError(
                     f"action {action.name!r}: no target matches {sel.service}/{sel.environment}"
                     f" version={sel.version or '*'} labels={sel.labels}",
-                    type="NoTargets",
+                    type=NO_TARGETS,
                     non_retryable=True,
                 )
             plan[action.name] = targets
         return plan
 
     async def _execute(self, inp: ChaosRunInput, exp: Experiment, seed: int) -> None:
-        j = self._journal
-        assert j is not None
+        j = self.journal
         j.phase = "plan"
         plan = await self._plan(inp, exp, seed)
         j.targets = plan
@@ -308,7 +300,7 @@ class ChaosExperimentWorkflow:
 
         j.phase = "steady-state-before"
         before = await self._probe_all(exp, "before")
-        if any(not r.ok for r in before):
+        if not conditions.holds(before):
             j.status = "aborted"
             j.reason = "steady state not met before the method; nothing was injected"
             self._event("abort", j.reason)
@@ -330,30 +322,7 @@ class ChaosExperimentWorkflow:
                 if await self._wait(action.pauses.before):
                     break
                 for target in plan[action.name]:
-                    key = f"{j.workflow_id}:{action.name}:{target.id}"
-                    fault = FaultRecord(
-                        action=action.name, fault=action.fault, target=target, key=key
-                    )
-                    j.faults.append(fault)  # recorded BEFORE injecting: a revert always follows
-                    try:
-                        res: InjectResult = await workflow.execute_activity(
-                            CA.INJECT,
-                            InjectInput(
-                                key=key, action=action, target=target, protected=inp.protected
-                            ),
-                            result_type=InjectResult,
-                            start_to_close_timeout=timedelta(seconds=120),
-                            heartbeat_timeout=timedelta(seconds=15),
-                            retry_policy=RetryPolicy(
-                                maximum_attempts=3, non_retryable_error_types=["ProtectedTarget"]
-                            ),
-                            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                        )
-                    except ActivityError as err:
-                        fault.inject_error = _cause(err)
-                        raise
-                    fault.handle, fault.injected_at = res.handle, workflow.now()
-                    self._event("inject", f"{action.fault} injected into {target.id} (step {i})")
+                    await self._inject(inp, action, target, i)
                 if await self._wait(action.pauses.after):
                     break
 
@@ -364,152 +333,46 @@ class ChaosExperimentWorkflow:
             j.status, j.aborted_by = "aborted", self._abort.identity
             j.reason = f"aborted by {self._abort.identity}: {self._abort.reason}"
 
+    async def _inject(self, inp: ChaosRunInput, action: Action, target: Target, step: int) -> None:
+        j = self.journal
+        key = f"{j.workflow_id}:{action.name}:{target.id}"
+        fault = FaultRecord(action=action.name, fault=action.fault, target=target, key=key)
+        j.faults.append(fault)  # recorded BEFORE injecting: a revert always follows
+        try:
+            res: InjectResult = await workflow.execute_activity(
+                CA.INJECT,
+                InjectInput(key=key, action=action, target=target, protected=inp.protected),
+                result_type=InjectResult,
+                start_to_close_timeout=timedelta(seconds=120),
+                heartbeat_timeout=timedelta(seconds=15),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE_TYPES
+                ),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as err:
+            fault.inject_error = cause(err)
+            raise
+        fault.handle, fault.injected_at = res.handle, workflow.now()
+        self._event("inject", f"{action.fault} injected into {target.id} (step {step})")
+
     async def _fault_window(self, exp: Experiment) -> None:
-        j = self._journal
-        assert j is not None
+        """Probe every ``probe_interval`` until ``duration`` passed or an abort condition
+        (:func:`chaos.abort.judge_round`) or a manual abort ends the window."""
         c = exp.controls
         end = workflow.now() + c.duration
-        stamps: list[float] = []
-        good: list[float] = []
-        total: list[float] = []
+        series = conditions.BurnSeries()
         while True:
             records = await self._probe_all(exp, "during")
-            if records:
-                bad = [r for r in records if not r.ok]
-                if bad:
-                    j.deviated = True
-                    self._event("deviation", "; ".join(f"{r.name}: {r.detail}" for r in bad))
-                    if c.abort_on_probe_failure:
-                        j.status = "aborted"
-                        j.reason = f"abort condition: probe {bad[0].name} out of tolerance ({bad[0].detail})"
-                        self._event("abort", j.reason)
-                        return
-                now = workflow.now().timestamp()
-                for r in records:
-                    stamps.append(now)
-                    good.append(float(r.requests - r.failures))
-                    total.append(float(r.requests))
-                if c.abort_burn_rate is not None:
-                    step = c.probe_interval.total_seconds()
-                    long_b, short_b, firing, engine = window_burn(
-                        stamps,
-                        good,
-                        total,
-                        c.slo_objective,
-                        c.abort_burn_rate,
-                        c.burn_window * step,
-                        step,
-                        now,
-                    )
-                    if firing:
-                        j.deviated = True
-                        j.status = "aborted"
-                        j.reason = (
-                            f"abort condition: error-rate burn {long_b:.2f} over the last "
-                            f"{c.burn_window} probe rounds and {short_b:.2f} over the last round "
-                            f"exceed {c.abort_burn_rate:g} ({engine})"
-                        )
-                        self._event("abort", j.reason)
-                        return
+            verdict = conditions.judge_round(records, series, c, workflow.now().timestamp())
+            if verdict.deviation is not None:
+                self.journal.deviated = True
+                self._event("deviation", verdict.deviation)
+            if verdict.abort is not None:
+                self._aborts(verdict.abort)
+                return
             remaining = end - workflow.now()
             if remaining <= timedelta(0):
                 return
             if await self._wait(min(c.probe_interval, remaining)):
                 return
-
-    async def _rollback(self, exp: Experiment) -> bool:
-        j = self._journal
-        assert j is not None
-        c = exp.controls
-        policy = RetryPolicy(
-            maximum_attempts=c.rollback_attempts,
-            initial_interval=timedelta(seconds=1),
-            backoff_coefficient=2.0,
-            maximum_interval=timedelta(seconds=15),
-        )
-        ok = True
-        for rec in reversed(j.faults):
-            if rec.reverted_at is not None:
-                continue
-            params: dict[str, Any] = next(
-                (a.params for a in exp.actions() if a.name == rec.action), {}
-            )
-            try:
-                res: RevertResult = await self._shielded(
-                    CA.REVERT,
-                    RevertInput(
-                        key=rec.key,
-                        fault=rec.fault,
-                        target=rec.target,
-                        params=params,
-                        handle=rec.handle,
-                    ),
-                    result_type=RevertResult,
-                    start_to_close_timeout=c.rollback_timeout,
-                    heartbeat_timeout=timedelta(seconds=15),
-                    retry_policy=policy,
-                )
-                rec.reverted_at, rec.revert_error = workflow.now(), None
-                j.rollbacks.append(
-                    Event(
-                        at=workflow.now(),
-                        kind="revert",
-                        message=f"{rec.fault} on {rec.target.id}: {res.detail}",
-                    )
-                )
-            except ActivityError as err:
-                ok = False
-                rec.revert_error = _cause(err)
-                j.rollbacks.append(
-                    Event(
-                        at=workflow.now(),
-                        kind="revert-failed",
-                        message=f"{rec.fault} on {rec.target.id}: {rec.revert_error}",
-                    )
-                )
-                workflow.logger.error(
-                    "revert of %s on %s FAILED: %s", rec.fault, rec.target.id, rec.revert_error
-                )
-        for rb in exp.rollbacks:
-            try:
-                res = await self._shielded(
-                    CA.ROLLBACK,
-                    RollbackInput(rollback=rb),
-                    result_type=RevertResult,
-                    start_to_close_timeout=c.rollback_timeout,
-                    heartbeat_timeout=timedelta(seconds=15),
-                    retry_policy=policy,
-                )
-                j.rollbacks.append(
-                    Event(at=workflow.now(), kind="rollback", message=f"{rb.name}: {res.detail}")
-                )
-            except ActivityError as err:
-                ok = False
-                j.rollbacks.append(
-                    Event(
-                        at=workflow.now(),
-                        kind="rollback-failed",
-                        message=f"{rb.name}: {_cause(err)}",
-                    )
-                )
-        return ok
-
-    async def _store_report(self, j: Journal) -> None:
-        try:
-            res: ReportResult = await self._shielded(
-                CA.REPORT,
-                ReportInput(journal=j),
-                result_type=ReportResult,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=RetryPolicy(maximum_attempts=5),
-            )
-        except ActivityError as err:
-            self._event("report", f"the report could not be stored: {_cause(err)}")
-            return
-        j.report_json_key, j.report_md_key = res.json_key, res.md_key
-        workflow.upsert_memo(
-            {"report_json_key": res.json_key, "report_md_key": res.md_key, "status": j.status}
-        )
-        workflow.set_current_details(
-            f"**{j.status}** (deviated: {j.deviated}) — report `{res.md_key}`, journal `{res.json_key}`"
-        )
