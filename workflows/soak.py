@@ -15,12 +15,14 @@ store. Signals: ``abort``. Query: ``status``."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from code_foundation.error_types import NON_RETRYABLE
 from code_foundation.names import SoakA, W
 
 with workflow.unsafe.imports_passed_through():
@@ -41,9 +43,6 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from loadtest.stats import LoadStats
-
-
-NON_RETRYABLE = ["SpecError", "NotLoopbackError", "UnknownTarget"]
 
 
 @workflow.defn(name=W.SOAK)
@@ -89,7 +88,7 @@ class SoakTestWorkflow:
                 result_type=ResolveTargetResult,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(
-                    maximum_attempts=5, non_retryable_error_types=NON_RETRYABLE
+                    maximum_attempts=5, non_retryable_error_types=list(NON_RETRYABLE)
                 ),
             )
             carry.url, carry.versions = resolved.url, resolved.versions
@@ -100,6 +99,7 @@ class SoakTestWorkflow:
             if this_run >= plan.slices_per_run or suggested:
                 self._set_phase("continuing as new")
                 carry.runs += 1
+                await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(SoakInput(plan=plan, carry=carry, actor=inp.actor))
             index = carry.next_slice
             self._set_phase(f"slice {index + 1}/{plan.n_slices}")
@@ -127,10 +127,8 @@ class SoakTestWorkflow:
             wait = due - workflow.now().timestamp()
             if wait > 0:
                 self._set_phase("waiting for next slice")
-                try:
+                with contextlib.suppress(TimeoutError):  # then the slice is due
                     await workflow.wait_condition(lambda: bool(self._abort), timeout=wait)
-                except TimeoutError:
-                    pass  # the slice is due
 
         if self._abort:
             carry.aborted = self._abort
@@ -146,14 +144,17 @@ class SoakTestWorkflow:
                 ),
                 result_type=SoakReportResult,
                 start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=RetryPolicy(maximum_attempts=3),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=3, non_retryable_error_types=list(NON_RETRYABLE)
+                ),
             )
         except ActivityError as exc:  # the verdict stands without a report
             workflow.logger.warning("soak report failed: %s", exc)
-        assert self._status is not None
-        self._status.verdict = verdict
-        self._status.reason = reason
+        if self._status is not None:
+            self._status.verdict = verdict
+            self._status.reason = reason
         self._set_phase("done")
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return SoakResult(
             workflow_id=wid,
             verdict=verdict,
@@ -215,16 +216,14 @@ class SoakTestWorkflow:
                 initial_interval=timedelta(seconds=1),
                 maximum_interval=timedelta(seconds=30),
                 maximum_attempts=5,
-                non_retryable_error_types=NON_RETRYABLE,
+                non_retryable_error_types=list(NON_RETRYABLE),
             ),
         )
         await workflow.wait_condition(lambda: handle.done() or bool(self._abort))
         if not handle.done():
             handle.cancel()
-            try:
+            with contextlib.suppress(BaseException):  # cancelled on abort; nothing to count
                 await handle
-            except BaseException:  # noqa: BLE001 - cancelled on abort; nothing to count
-                pass
             return None
         return handle.result()
 
