@@ -253,7 +253,8 @@ async def test_unreachable_database_is_retryable_ledger_unavailable(
 def test_cli_audit_verify(ledger: Ledger, ledger_url: str, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from workers.cli_audit import audit_app, config_app
+    from workers.cli.audit import audit_app
+    from workers.cli.config import config_app
 
     monkeypatch.setenv("CODE_LEDGER_URL", ledger_url)
     monkeypatch.setenv("CODE_VAULT_TOKEN", "s3cr3t-token")

@@ -52,7 +52,7 @@ class PromStack:
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         code = (
-            "import typer, workers.cli as cli, workers.cli_analysis as ca; "
+            "import typer, workers.cli as cli, workers.cli.analysis as ca; "
             "cli.app.command('rejudge')(ca.rejudge); cli.app.command('analyse')(ca.analyse); cli.app()"
         )
         return subprocess.run(

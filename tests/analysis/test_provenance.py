@@ -236,7 +236,7 @@ async def test_codectl_rejudge_prints_old_vs_new(tmp_path: Path) -> None:
 
 def rejudge_cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     code = (
-        "import typer, workers.cli_analysis as c; app = typer.Typer(); app.command('rejudge')(c.rejudge); "
+        "import typer, workers.cli.analysis as c; app = typer.Typer(); app.command('rejudge')(c.rejudge); "
         "app.command('analyse')(c.analyse); app()"
     )
     return subprocess.run(

@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 from chaos.model import parse_experiment
 from tests.chaos.conftest import ENV, SVC
 from tests.chaos.fakes import FakeChaos
-from workers.cli_chaos import chaos_app, create_schedule
+from workers.cli.chaos import chaos_app
+from workers.cli.chaos_runs import create_schedule
 from workflows.chaos import ChaosExperimentWorkflow
 
 CTK = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "experiments" / "ctk"

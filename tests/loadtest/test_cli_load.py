@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from tests.soak.conftest import fast_target  # noqa: F401 - fixture
-from workers.cli_soak import load
+from workers.cli.load import load
 
 app = typer.Typer()
 app.command("load")(load)

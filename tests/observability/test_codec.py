@@ -174,7 +174,7 @@ async def test_history_is_encrypted_and_replays(
 def test_keyring_file_and_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from workers.cli_ops import codec_app
+    from workers.cli.codec import codec_app
 
     ring = tmp_path / "ring.json"
     r = CliRunner().invoke(codec_app, ["keygen", str(ring), "--id", "a"])
@@ -201,7 +201,7 @@ async def test_codec_server_command(tmp_path) -> None:  # type: ignore[no-untype
         [
             sys.executable,
             "-c",
-            "import typer; from workers.cli_ops import codec_server; typer.run(codec_server)",
+            "import typer; from workers.cli.codec import codec_server; typer.run(codec_server)",
             "--port",
             str(port),
             "--token-file",

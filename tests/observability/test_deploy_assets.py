@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.servers import require_server
-from workers.cli_ops import slo_app
+from workers.cli.slo import slo_app
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -21,7 +21,7 @@ from activities.slo import SloActivities, budget_from_series
 from code_foundation.names import A
 from tests.observability.helpers import canary_spec, fake_worker
 from tests.workflows.fakes import FakePlatform
-from workers.cli_ops import approve
+from workers.cli.approvals import approve
 from workflows.deployment import DeploymentWorkflow
 from workflows.models import DeployInput, DeployResult, DeployStatus
 from workflows.slo import BudgetInput, BudgetResult

@@ -13,7 +13,7 @@ from activities.settings import Settings
 from code_foundation.errors import ServerUnavailable, SpecError
 from loadtest.soak_models import load_plan, parse_plan
 from tests.servers import free_port
-from workers.cli_soak import start_soak
+from workers.cli.soak import start_soak
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "soak"
 SC = "{targets: [{name: home}]}"

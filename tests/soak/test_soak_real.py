@@ -19,7 +19,7 @@ from activities.soak import SoakActivities
 from loadtest.scenario import parse_scenario
 from loadtest.soak_models import SoakPlan
 from tests.soak.conftest import deploy_demo
-from workers.cli_soak import start_soak
+from workers.cli.soak import start_soak
 from workflows.soak import SoakTestWorkflow
 
 SCENARIO = {

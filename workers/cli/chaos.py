@@ -1,5 +1,6 @@
 """``codectl chaos``: run, schedule and control chaos experiments (typer sub-app
-``chaos_app``; mounted on ``codectl`` by :mod:`workers.cli`).
+``chaos_app``; mounted on ``codectl`` by :mod:`workers.cli.root`; planning, starting
+and scheduling live in :mod:`workers.cli.chaos_runs`).
 
     codectl chaos run EXP [--dry-run] [--wait] [--seed N]
     codectl chaos schedule EXP --cron "0 3 * * *" [--pause-on-failure] [--overlap skip]
@@ -23,175 +24,26 @@ with --wait), 2 invalid input, 3 a server could not be reached."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import uuid
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from activities.settings import Settings
-from chaos.blast import Target, merge_protected, select_targets
-from chaos.catalogue import CATALOGUE
-from chaos.messages import AbortRequest, ChaosRunInput
-from chaos.model import Experiment, Protected, load_experiment
-from code_foundation.errors import CodeError, ServerUnavailable
-from workers.cli_common import client_for as _client
-from workers.cli_common import identity as _identity
-from workers.cli_common import run_async as _run
+from chaos.blast import Target
+from chaos.messages import AbortRequest
+from chaos.model import Experiment
+from workers.cli.chaos_runs import create_schedule, load, plan, protected_for, start_run
+from workers.cli.common import client_for, console, err, identity, run_async, ui_link
 
 chaos_app = typer.Typer(
     help="Chaos experiments as durable workflows whose rollbacks always run.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "experiment"
-
-
-def load(path: Path) -> Experiment:
-    """Load + validate (protected lists from the experiment and the environment)."""
-    return load_experiment(path)
-
-
-def protected_for(exp: Experiment) -> dict[str, list[str]]:
-    return merge_protected(exp.protected, os.environ)
-
-
-# ------------------------------------------------------------------ library API (tested)
-async def plan(
-    exp: Experiment, settings: Settings, seed: int | None = None
-) -> dict[str, list[Target]]:
-    """The exact targets of every action, as the workflow will choose them."""
-    from activities.faults.local import LocalFaults
-
-    seed = exp.seed if seed is None else seed
-    out: dict[str, list[Target]] = {}
-    for action in exp.actions():
-        sel, unit = action.target, CATALOGUE[action.fault].unit
-        cands: list[Target] = []
-        if unit == "instance":
-            if sel.platform == "kubernetes":
-                from activities.faults.kubernetes import KubernetesFaults
-
-                cands = await KubernetesFaults(settings.kube_context).candidates(
-                    sel.service, sel.environment
-                )
-            else:
-                try:
-                    cands = await LocalFaults(settings.agent_url, settings.state_dir).candidates(
-                        sel.service, sel.environment
-                    )
-                except CodeError as exc:
-                    raise ServerUnavailable(str(exc)) from None
-        out[action.name] = select_targets(unit, sel, cands, seed, action.name)
-    return out
-
-
-def run_input(
-    exp: Experiment, actor: str, seed: int | None = None, search_attributes: bool = True
-) -> ChaosRunInput:
-    return ChaosRunInput(
-        experiment=exp,
-        actor=actor,
-        seed=seed,
-        protected=protected_for(exp),
-        set_search_attributes=search_attributes,
-    )
-
-
-async def start_run(
-    client: Any,
-    exp: Experiment,
-    task_queue: str,
-    actor: str,
-    seed: int | None = None,
-    workflow_id: str | None = None,
-) -> Any:
-    from workflows.chaos import ChaosExperimentWorkflow
-
-    wid = workflow_id or f"chaos-{_slug(exp.title)}-{uuid.uuid4().hex[:8]}"
-    return await client.start_workflow(
-        ChaosExperimentWorkflow.run,
-        run_input(exp, actor, seed),
-        id=wid,
-        task_queue=task_queue,
-        static_summary=f"chaos: {exp.title}",
-        static_details=exp.description or None,
-    )
-
-
-async def create_schedule(
-    client: Any,
-    exp: Experiment,
-    task_queue: str,
-    actor: str,
-    *,
-    cron: str | None = None,
-    every: timedelta | None = None,
-    pause_on_failure: bool = False,
-    overlap: str = "skip",
-    schedule_id: str | None = None,
-    search_attributes: bool = True,
-) -> str:
-    """Create a Temporal Schedule that runs the experiment (overlap SKIP by default)."""
-    from temporalio.client import (
-        Schedule,
-        ScheduleActionStartWorkflow,
-        ScheduleIntervalSpec,
-        ScheduleOverlapPolicy,
-        SchedulePolicy,
-        ScheduleSpec,
-        ScheduleState,
-    )
-
-    from workflows.chaos import ChaosExperimentWorkflow
-
-    if not cron and not every:
-        raise CodeError("a schedule needs --cron")
-    policies = {
-        "skip": ScheduleOverlapPolicy.SKIP,
-        "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
-        "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL,
-        "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
-        "allow_all": ScheduleOverlapPolicy.ALLOW_ALL,
-    }
-    if overlap not in policies:
-        raise CodeError(f"--overlap must be one of {', '.join(policies)}")
-    sid = schedule_id or f"chaos-{_slug(exp.title)}"
-    spec = ScheduleSpec(
-        cron_expressions=[cron] if cron else [],
-        intervals=[ScheduleIntervalSpec(every=every)] if every else [],
-    )
-    await client.create_schedule(
-        sid,
-        Schedule(
-            action=ScheduleActionStartWorkflow(
-                ChaosExperimentWorkflow.run,
-                run_input(exp, actor, search_attributes=search_attributes),
-                id=f"{sid}-run",
-                task_queue=task_queue,
-                static_summary=f"chaos (scheduled): {exp.title}",
-            ),
-            spec=spec,
-            policy=SchedulePolicy(overlap=policies[overlap], pause_on_failure=pause_on_failure),
-            state=ScheduleState(note=f"created by {actor} from {exp.source or 'an experiment'}"),
-        ),
-    )
-    return sid
-
-
-# ------------------------------------------------------------------ commands
 def _print_plan(exp: Experiment, targets: dict[str, list[Target]], seed: int) -> None:
     table = Table(title=f"dry run: {exp.title} (seed {seed}); nothing is injected")
     table.add_column("action")
@@ -242,12 +94,10 @@ def run_cmd(
                 )
                 return 1
             return 0
-        client = await _client(settings)
-        handle = await start_run(client, exp, settings.task_queue, _identity(), seed, workflow_id)
+        client = await client_for(settings)
+        handle = await start_run(client, exp, settings.task_queue, identity(), seed, workflow_id)
         console.print(f"started [bold]{handle.id}[/bold]")
-        console.print(
-            f"  {settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
-        )
+        console.print(f"  {ui_link(settings, handle.id)}")
         if not wait:
             return 0
         from temporalio.client import WorkflowFailureError
@@ -261,7 +111,7 @@ def run_cmd(
         console.print(f"report: {res.report_md_key}")
         return 0 if res.status == "completed" and not res.deviated else 1
 
-    code = _run(go())
+    code = run_async(go())
     raise typer.Exit(code)
 
 
@@ -280,12 +130,12 @@ def schedule_cmd(
     async def go() -> None:
         settings = Settings()
         exp = load(experiment)
-        client = await _client(settings)
+        client = await client_for(settings)
         sid = await create_schedule(
             client,
             exp,
             settings.task_queue,
-            _identity(),
+            identity(),
             cron=cron,
             pause_on_failure=pause_on_failure,
             overlap=overlap,
@@ -293,7 +143,7 @@ def schedule_cmd(
         )
         console.print(f"schedule [bold]{sid}[/bold] created ({cron}, overlap {overlap})")
 
-    _run(go())
+    run_async(go())
 
 
 @chaos_app.command("list")
@@ -301,7 +151,7 @@ def list_cmd() -> None:
     """List chaos schedules."""
 
     async def go() -> None:
-        client = await _client(Settings())
+        client = await client_for(Settings())
         table = Table(title="chaos schedules")
         for col in ("id", "paused", "next run", "recent runs"):
             table.add_column(col)
@@ -314,7 +164,7 @@ def list_cmd() -> None:
             table.add_row(s.id, str(state.paused if state else "?"), nxt, str(recent))
         console.print(table)
 
-    _run(go())
+    run_async(go())
 
 
 def _schedule_op(op: str) -> Any:
@@ -323,19 +173,19 @@ def _schedule_op(op: str) -> Any:
         note: str = typer.Option("", "--note"),
     ) -> None:
         async def go() -> None:
-            client = await _client(Settings())
+            client = await client_for(Settings())
             h = client.get_schedule_handle(schedule_id)
             if op == "pause":
-                await h.pause(note=note or f"paused by {_identity()}")
+                await h.pause(note=note or f"paused by {identity()}")
             elif op == "unpause":
-                await h.unpause(note=note or f"unpaused by {_identity()}")
+                await h.unpause(note=note or f"unpaused by {identity()}")
             elif op == "trigger":
                 await h.trigger()
             else:
                 await h.delete()
             console.print(f"{op}: {schedule_id}")
 
-        _run(go())
+        run_async(go())
 
     cmd.__doc__ = f"{op.capitalize()} a chaos schedule."
     return cmd
@@ -352,7 +202,7 @@ def status_cmd(workflow_id: str, as_json: bool = typer.Option(False, "--json")) 
     async def go() -> None:
         from workflows.chaos import ChaosExperimentWorkflow
 
-        client = await _client(Settings())
+        client = await client_for(Settings())
         j = await client.get_workflow_handle(workflow_id).query(ChaosExperimentWorkflow.status)
         if j is None:
             console.print("not started yet")
@@ -379,7 +229,7 @@ def status_cmd(workflow_id: str, as_json: bool = typer.Option(False, "--json")) 
         if j.report_md_key:
             console.print(f"report: {j.report_md_key}")
 
-    _run(go())
+    run_async(go())
 
 
 @chaos_app.command("cancel")
@@ -389,11 +239,11 @@ def cancel_cmd(workflow_id: str) -> None:
     (Use this instead of terminate: terminate runs no code and would skip the rollbacks.)"""
 
     async def go() -> None:
-        client = await _client(Settings())
+        client = await client_for(Settings())
         await client.get_workflow_handle(workflow_id).cancel()
         console.print(f"cancellation requested for {workflow_id}; rollbacks will run")
 
-    _run(go())
+    run_async(go())
 
 
 @chaos_app.command("abort")
@@ -403,13 +253,13 @@ def abort_cmd(workflow_id: str, reason: str = typer.Option("manual abort", "--re
     async def go() -> None:
         from workflows.chaos import ChaosExperimentWorkflow
 
-        client = await _client(Settings())
+        client = await client_for(Settings())
         msg = await client.get_workflow_handle(workflow_id).execute_update(
-            ChaosExperimentWorkflow.abort, AbortRequest(identity=_identity(), reason=reason)
+            ChaosExperimentWorkflow.abort, AbortRequest(identity=identity(), reason=reason)
         )
         console.print(msg)
 
-    _run(go())
+    run_async(go())
 
 
 @chaos_app.command("terminate", hidden=True)
@@ -421,11 +271,3 @@ def terminate_cmd(workflow_id: str) -> None:
         f"(rollbacks run) or `codectl chaos abort {workflow_id}` (rollbacks run, records who aborted)"
     )
     raise typer.Exit(2)
-
-
-def experiment_json(path: Path) -> str:
-    """The validated experiment as JSON (debug helper)."""
-    return json.dumps(load(path).model_dump(mode="json"), indent=2)
-
-
-__all__ = ["chaos_app", "create_schedule", "plan", "start_run", "Protected"]

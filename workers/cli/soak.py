@@ -1,88 +1,38 @@
-"""``codectl load`` (a command function) and the ``codectl soak`` sub-app.
+"""``codectl soak`` (typer sub-app ``soak_app``, mounted by :mod:`workers.cli.root`):
+``start``, ``schedule``, ``status`` and ``report`` of 24-hour soak tests, plus
+:func:`start_soak` (also used by tests) and :func:`render_soak_status`.
 
-Mounted by ``workers/cli.py``: ``app.command("load")(load)`` and
-``app.add_typer(soak_app, name="soak")``. Wiring only: parsing, rendering and
-Temporal calls; the engine lives in :mod:`loadtest`, orchestration in
-:mod:`workflows.soak`."""
+Wiring only: parsing, rendering and Temporal calls; the engine lives in
+:mod:`loadtest`, orchestration in :mod:`workflows.soak`. A plan file is read through
+:mod:`code_foundation.loader`; a bad plan exits 2 and nothing starts. Errors are
+printed on stdout (as they always were for this group): 2 invalid input, 3 a server
+could not be reached, 1 anything else."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
-from workers.cli_common import client_for as _client
+from activities.settings import Settings
+from code_foundation.loader import read_text
+from workers.cli.common import client_for, console, run_async, ui_link
 
 soak_app = typer.Typer(
     help="24-hour soak tests: start, schedule, status, report.", no_args_is_help=True
 )
 
 
-def _fail(console: Console, exc: Exception) -> typer.Exit:
-    from code_foundation.errors import CodeError
+def load_plan(path: str | Path) -> Any:
+    """A soak plan file (its scenario path resolves against the plan's folder)."""
+    from loadtest.soak_models import parse_plan
 
-    if isinstance(exc, CodeError):
-        console.print(f"[red]error:[/red] {exc}")
-        return typer.Exit(exc.exit_code)
-    console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-    return typer.Exit(1)
+    p = Path(path)
+    return parse_plan(read_text(p), str(path), p.resolve().parent)
 
 
-# ---------------------------------------------------------------- load
-def load(
-    scenario: str = typer.Argument(..., help="scenario YAML (targets, weights, headers, body)"),
-    rate: float | None = typer.Option(None, "--rate", "-r", help="arrivals per second (constant)"),
-    duration: str | None = typer.Option(None, "--duration", "-d", help='e.g. "30s", "5m"'),
-    max_vus: int | None = typer.Option(None, "--max-vus", help="max requests in flight"),
-    target: str | None = typer.Option(None, "--target", help="base URL (loopback only)"),
-    slo_latency_ms: float | None = typer.Option(None, "--slo-latency-ms"),
-    json_out: bool = typer.Option(False, "--json", help="print the stats as JSON, no live view"),
-) -> None:
-    """Run an open-model load against a loopback target (the scenario's profile, constant
-    or ramping; --rate forces a constant arrival rate). Exit 1 on errors or drops."""
-    from rich.live import Live
-
-    from loadtest.engine import LoadRun
-    from loadtest.render import render_progress, render_stats
-    from loadtest.scenario import load_scenario, make_profile
-
-    console = Console()
-    try:
-        sc = load_scenario(scenario)
-        profile = make_profile(
-            sc.load, rate=rate, duration=duration, max_vus=max_vus, source=f"{scenario} (load)"
-        )
-        run = LoadRun(sc, profile, base_url=target, slo_latency_ms=slo_latency_ms)
-    except Exception as exc:  # noqa: BLE001 - a CLI names the problem, not a traceback
-        raise _fail(console, exc) from None
-
-    title = f"load {sc.name} → {target or sc.base_url}"
-    if json_out:
-        stats = asyncio.run(run.run())
-        console.print_json(json.dumps({"summary": stats.summary(), "stats": stats.model_dump()}))
-        return
-    with Live(
-        render_progress(run.progress(), title), console=console, refresh_per_second=4
-    ) as live:
-
-        def show(p: Any) -> None:
-            live.update(render_progress(p, title))
-
-        try:
-            stats = asyncio.run(run.run(on_progress=show, progress_every=0.5))
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/yellow]")
-            raise typer.Exit(130) from None
-    console.print(render_stats(stats, title=f"{sc.name}: {profile.executor} load"))
-    if stats.errors or stats.dropped:
-        raise typer.Exit(1)
-
-
-# ---------------------------------------------------------------- soak
 async def start_soak(
     client: Any, plan: Any, settings: Any, *, workflow_id: str | None = None, actor: str = "cli"
 ) -> Any:
@@ -149,36 +99,24 @@ def soak_start(
     wait: bool = typer.Option(False, "--wait", help="follow the status until it finishes"),
 ) -> None:
     """Validate a soak plan and start SoakTestWorkflow (nothing starts if the plan is bad)."""
-    from activities.settings import Settings
-    from loadtest.soak_models import load_plan
-
-    console = Console()
     settings = Settings()
 
     async def go() -> Any:
         plan = load_plan(plan_file)
-        client = await _client(settings)
+        client = await client_for(settings)
         handle = await start_soak(client, plan, settings, workflow_id=workflow_id)
         console.print(
             f"started [bold]{handle.id}[/bold]: {plan.n_slices} slices of "
             f"{plan.slice_s:g}s at {plan.rate:g}/s → {plan.target.describe()}"
         )
-        console.print(
-            f"web ui: {settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}"
-            f"/workflows/{handle.id}"
-        )
+        console.print(f"web ui: {ui_link(settings, handle.id)}")
         if wait:
-            await _watch(handle, console)
+            await _watch(handle)
 
-    try:
-        asyncio.run(go())
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(console, exc) from None
+    run_async(go(), out=console, any_error=True)
 
 
-async def _watch(handle: Any, console: Console) -> None:
+async def _watch(handle: Any) -> None:
     from rich.live import Live
 
     from loadtest.soak_models import SoakStatus
@@ -212,18 +150,16 @@ def soak_schedule(
         ScheduleSpec,
     )
 
-    from activities.settings import Settings
     from activities.soak import check_target
-    from loadtest.soak_models import SoakInput, load_plan
+    from loadtest.soak_models import SoakInput
     from workflows.soak import SoakTestWorkflow
 
-    console = Console()
     settings = Settings()
 
     async def go() -> None:
         plan = load_plan(plan_file)
         await check_target(plan.target, settings, str(plan_file))
-        client = await _client(settings)
+        client = await client_for(settings)
         sid = schedule_id or f"schedule-{plan.workflow_id()}"
         await client.create_schedule(
             sid,
@@ -240,10 +176,7 @@ def soak_schedule(
         )
         console.print(f"schedule [bold]{sid}[/bold] created: `{cron}` → {plan.workflow_id()}")
 
-    try:
-        asyncio.run(go())
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(console, exc) from None
+    run_async(go(), out=console, any_error=True)
 
 
 @soak_app.command("status")
@@ -253,16 +186,13 @@ def soak_status(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Elapsed/remaining, current rate, last check (Temporal query)."""
-    from activities.settings import Settings
     from loadtest.soak_models import SoakStatus
 
-    console = Console()
-
     async def go() -> None:
-        client = await _client(Settings())
+        client = await client_for(Settings())
         handle = client.get_workflow_handle(run_id)
         if watch:
-            await _watch(handle, console)
+            await _watch(handle)
             return
         st = await handle.query("status", result_type=SoakStatus)
         if st is None:
@@ -272,10 +202,7 @@ def soak_status(
         else:
             console.print(render_soak_status(st))
 
-    try:
-        asyncio.run(go())
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(console, exc) from None
+    run_async(go(), out=console, any_error=True)
 
 
 @soak_app.command("report")
@@ -286,14 +213,12 @@ def soak_report(
     """Fetch a finished soak's report (verdict, percentiles over time, RSS trend) from the
     artifact store and write it locally; re-render it from the result if it is missing."""
     from activities.artifacts import store_from_settings
-    from activities.settings import Settings
     from loadtest.soak_models import SoakCarry, SoakReportInput, SoakResult
 
-    console = Console()
     settings = Settings()
 
     async def go() -> None:
-        client = await _client(settings)
+        client = await client_for(settings)
         handle = client.get_workflow_handle(run_id, result_type=SoakResult)
         desc = await handle.describe()
         if desc.status is not None and desc.status.name == "RUNNING":
@@ -301,7 +226,7 @@ def soak_report(
             raise typer.Exit(1)
         res: SoakResult = await handle.result()
         out_dir = Path(out)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
         written = []
         if res.report and res.report.html_key:
             store = store_from_settings(settings)
@@ -312,16 +237,13 @@ def soak_report(
                 written.append(path)
         else:  # no stored report: render it again from the result
             from loadtest.report import render_report
-            from loadtest.soak_models import SoakPlan
+            from loadtest.soak_models import SoakInput, SoakPlan
+            from workflows.client import data_converter
 
             console.print("[yellow]no stored report; rendering from the workflow result[/yellow]")
             hist = handle.fetch_history()
             first = (await hist).events[0].workflow_execution_started_event_attributes
-            from workflows.client import data_converter
-
-            (inp,) = await data_converter().decode(
-                first.input.payloads, [__import__("loadtest.soak_models").soak_models.SoakInput]
-            )
+            (inp,) = await data_converter().decode(first.input.payloads, [SoakInput])
             plan: SoakPlan = inp.plan
             carry = SoakCarry(
                 started_at=0,
@@ -349,9 +271,4 @@ def soak_report(
         for p in written:
             console.print(f"  {p}")
 
-    try:
-        asyncio.run(go())
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(console, exc) from None
+    run_async(go(), out=console, any_error=True)

@@ -2,24 +2,38 @@
 running (detached, so the Web UI stays up afterwards), deploys demo v1, canaries
 a good v2 to promotion and a bad v3 that analysis catches and rolls back, while
 a client sends live traffic through the router and counts what it sees. Ends
-with a summary table and the Web UI links of the three runs."""
+with a summary table and the Web UI links of the three runs.
+
+:func:`demo` is the command (registered on the root app by :mod:`workers.cli.root`);
+:func:`run_demo` the tour itself, following each run with the progress view of
+:mod:`workers.cli.progress`."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from activities.settings import Settings
 from code_foundation.errors import ServerUnavailable
+from workers.cli.common import client_for, console, load_spec_file, run_async, ui_link
+from workers.cli.progress import follow
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "deploy" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+
+
+def demo(state_dir: Path | None = typer.Option(None, help="defaults to CODE_STATE_DIR")) -> None:
+    """Start the stack if needed, then: deploy v1, canary a good v2, canary a bad v3 (rolled back)."""
+    if state_dir is not None:
+        os.environ["CODE_STATE_DIR"] = str(state_dir)
+    raise typer.Exit(run_async(run_demo(Settings(), console)))
 
 
 @dataclass
@@ -35,6 +49,8 @@ class Traffic:
 
     async def run(self, max_seconds: float = 900.0) -> None:
         deadline = time.monotonic() + max_seconds
+        import httpx
+
         async with httpx.AsyncClient(timeout=5.0) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 tick = time.monotonic()
@@ -54,6 +70,8 @@ class Traffic:
 
 
 async def router_endpoint(settings: Settings, service: str, env: str) -> str:
+    import httpx
+
     async with httpx.AsyncClient(timeout=5.0) as c:
         r = await c.get(f"{settings.agent_url}/v1/services/{service}/{env}")
         r.raise_for_status()
@@ -63,7 +81,6 @@ async def router_endpoint(settings: Settings, service: str, env: str) -> str:
 async def run_demo(settings: Settings, console: Console) -> int:
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
-    from workers.cli import client_for, follow, load_spec_file, ui_link
     from workers.devstack import ensure
     from workflows.client import start_deployment
 

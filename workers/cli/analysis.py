@@ -1,5 +1,6 @@
 """``codectl rejudge`` and ``codectl analyse``: canary analysis without (or after) a
-deployment. Mounted by ``workers/cli.py`` as top-level commands.
+deployment. Plain command functions, registered on the root app by
+:mod:`workers.cli.root`.
 
 * ``rejudge RUN_ID``: loads the stored intervals of a deployment (``deploy-…`` workflow
   id, optionally ``WORKFLOW_ID/RUN_ID``) or of an ``analyse`` run from the artifact
@@ -9,8 +10,9 @@ deployment. Mounted by ``workers/cli.py`` as top-level commands.
   *direct call* (no workflow): every interval is read, judged and stored exactly like a
   deployment's analysis step, under id ``analyse-<service>-<env>-<canary>-vs-<baseline>/<time>``.
 
-Exit codes: 0 pass (rejudge: nothing failed to load), 1 not pass, 2 invalid input,
-3 a server could not be reached."""
+An ``--spec`` file is read through :mod:`code_foundation.loader`. Exit codes: 0 pass
+(rejudge: nothing failed to load), 1 not pass, 2 invalid input, 3 a server could not be
+reached."""
 
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from code_foundation.errors import CodeError, SpecError
+from code_foundation.loader import parse_document, read_text, validate_model
+from workers.cli.common import console, fail, run_async
 
 _STYLE = {
     "pass": "green",
@@ -82,16 +84,12 @@ def rejudge(
     for item in threshold:
         name, sep, value = item.partition("=")
         if not sep:
-            err.print(f"[red]error:[/red] --threshold expects FIELD=VALUE, got {item!r}")
-            raise typer.Exit(2)
+            raise fail(f"--threshold expects FIELD=VALUE, got {item!r}", 2)
         overrides[name.strip()] = float(value)
     store = store_from_settings(Settings())
     runs = _load_runs(store, run_id)
     if not runs:
-        err.print(
-            f"[red]error:[/red] no stored analysis under analysis/{run_id}/ in the artifact store"
-        )
-        raise typer.Exit(2)
+        raise fail(f"no stored analysis under analysis/{run_id}/ in the artifact store", 2)
     # the most recent run of a workflow id (a version can be deployed more than once)
     run_key = max(runs, key=lambda k: max(r["created_at"] for r in runs[k]))
     records = sorted(runs[run_key], key=lambda r: (r["step_index"], r["interval_index"]))
@@ -158,14 +156,12 @@ def rejudge(
 
 
 def _analysis_from_file(path: Path) -> Any:
-    import yaml
-    from pydantic import ValidationError
-
-    from code_foundation.errors import SpecError
+    """An analysis from a file: a DeploymentSpec (its first analysis step), a document
+    with an ``analysis`` key, or an AnalysisSpec itself."""
     from workflows.spec import AnalysisSpec, parse_spec
 
-    text = path.read_text()
-    data = yaml.safe_load(text)
+    text = read_text(path)
+    data = parse_document(text, str(path))
     if isinstance(data, dict) and "service" in data:  # a DeploymentSpec: its first analysis step
         from activities.metrics.validate import analyses_of
 
@@ -175,12 +171,7 @@ def _analysis_from_file(path: Path) -> Any:
         return found[0][1]
     if isinstance(data, dict) and "analysis" in data:
         data = data["analysis"]
-    try:
-        return AnalysisSpec.model_validate(data)
-    except ValidationError as exc:
-        from code_foundation.loader import problems_of
-
-        raise SpecError(str(path), problems_of(exc)) from None
+    return validate_model(AnalysisSpec, data, str(path), what="analysis")
 
 
 DEFAULT_ROUTER_METRICS = [
@@ -205,7 +196,6 @@ def analyse(
 ) -> None:
     """Judge two running versions against each other (no deployment), Kayenta-style."""
     from code_foundation.durations import parse_duration
-    from code_foundation.errors import CodeError, SpecError
     from workflows.spec import AnalysisSpec
 
     try:
@@ -217,25 +207,18 @@ def analyse(
             _analysis_from_file(spec_file)
             if spec_file
             else AnalysisSpec.model_validate({"metrics": DEFAULT_ROUTER_METRICS})
-        )  # type: ignore[arg-type]
+        )
         if not a.judged:
             raise SpecError(str(spec_file), ["the analysis has no metrics to judge"])
-    except (ValueError, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
     except CodeError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.exit_code) from None
+        raise fail(exc) from None
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc), 2) from None
     count = max(1, round(total / every))
     a = AnalysisSpec.model_validate(
         {**a.model_dump(mode="json"), "count": count, "interval": every}
     )
-    try:
-        code = asyncio.run(_analyse(service, env, canary, baseline, a, as_json))
-    except CodeError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.exit_code) from None
-    raise typer.Exit(code)
+    raise typer.Exit(run_async(_analyse(service, env, canary, baseline, a, as_json)))
 
 
 async def _analyse(

@@ -1,14 +1,23 @@
-"""Rich renderings of deployment status: the live progress view of
-``codectl deploy --wait`` / ``codectl status`` and the demo's summary table."""
+"""The progress view of a deployment: :func:`render_status` (a rich panel of one
+``DeployStatus``) and :func:`follow`, the live view of ``codectl deploy --wait``,
+``codectl status --watch`` and ``codectl demo`` until the workflow ends."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING, Any
+
 from rich.console import Group
+from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from workflows.models import DeployStatus
+from activities.settings import Settings
+from workers.cli.common import console, err, ui_link
+
+if TYPE_CHECKING:
+    from workflows.models import DeployStatus
 
 _STYLE = {"ok": "green", "running": "yellow", "failed": "red", "interrupted": "red"}
 
@@ -67,3 +76,39 @@ def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
     }
     sub = Text(st.outcome, style=outcome_style.get(st.outcome, "cyan"))
     return Panel(Group(head, steps), title=title, subtitle=sub, border_style="blue")
+
+
+async def follow(client: Any, workflow_id: str, settings: Settings) -> int:
+    """Show a deployment live until it ends; 0 if it was promoted, else 1."""
+    from temporalio.client import WorkflowFailureError
+
+    from workflows.models import DeployResult, DeployStatus
+
+    handle = client.get_workflow_handle(workflow_id, result_type=DeployResult)
+    result_task = asyncio.ensure_future(handle.result())
+    link = ui_link(settings, workflow_id)
+    last: DeployStatus | None = None
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while not result_task.done():
+            try:
+                last = await handle.query("status", result_type=DeployStatus)
+                live.update(render_status(last, link))
+            except Exception:  # noqa: BLE001, S110 - the query may race the workflow's end
+                pass
+            await asyncio.wait([result_task], timeout=0.5)
+        try:
+            res = result_task.result()
+        except WorkflowFailureError as exc:
+            if last is not None:
+                live.update(render_status(last, link))
+            err.print(f"[red]deployment failed:[/red] {exc.cause}")
+            return 1
+        if last is not None:
+            last.outcome = res.outcome
+            last.reason = res.reason
+            last.steps = res.steps
+            last.phase = "done"
+            live.update(render_status(last, link))
+    style = "green" if res.outcome == "promoted" else "yellow"
+    console.print(f"[{style}]{res.outcome}[/{style}]: {res.reason}")
+    return 0 if res.outcome == "promoted" else 1

@@ -1,0 +1,58 @@
+"""The root ``codectl`` app: every command and sub-app, mounted explicitly in the order
+``codectl --help`` lists them. This module imports the command modules; none of them
+imports it (nor :mod:`workers.cli`)."""
+
+from __future__ import annotations
+
+import typer
+
+from workers.cli import analysis, demo, deploy, load, stack
+from workers.cli.audit import audit_app
+from workers.cli.chaos import chaos_app
+from workers.cli.codec import codec_app, codec_server
+from workers.cli.config import config_app
+from workers.cli.slo import slo_app
+from workers.cli.soak import soak_app
+
+app = typer.Typer(
+    help="CODE: durable deployments, rollbacks, chaos and soak tests on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+for _name, _command in (
+    ("dev", stack.dev),
+    ("down", stack.down),
+    ("worker", stack.worker),
+    ("schema", deploy.schema),
+    ("validate", deploy.validate),
+    ("deploy", deploy.deploy),
+    ("status", deploy.status),
+    ("pause", deploy.pause),
+    ("resume", deploy.resume),
+    ("abort", deploy.abort),
+    ("approve", deploy.approve),
+    ("rollback", deploy.rollback),
+    ("history", deploy.history),
+    ("demo", demo.demo),
+    ("load", load.load),
+    ("rejudge", analysis.rejudge),
+    ("analyse", analysis.analyse),
+    ("codec-server", codec_server),
+):
+    app.command(_name)(_command)
+
+for _sub, _name in (
+    (audit_app, "audit"),
+    (config_app, "config"),
+    (chaos_app, "chaos"),
+    (soak_app, "soak"),
+    (slo_app, "slo"),
+    (codec_app, "codec"),
+):
+    app.add_typer(_sub, name=_name)
+
+
+def main() -> None:
+    """The ``codectl`` console script."""
+    app()
