@@ -11,6 +11,7 @@ pub mod judge;
 pub mod loadgen;
 pub mod manifest;
 pub mod numeric;
+mod py_chain;
 mod py_histogram;
 mod py_input;
 mod py_loadgen;

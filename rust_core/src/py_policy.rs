@@ -112,6 +112,9 @@ pub fn verify_chain(
     records: &Bound<'_, PyAny>,
     genesis: &str,
 ) -> PyResult<Option<usize>> {
+    if let Some(out) = crate::py_chain::verify_list(py, records, genesis) {
+        return out;
+    }
     // keep the items alive, then borrow their strings/bytes without copying
     let mut items: Vec<[Bound<'_, PyAny>; 3]> = Vec::with_capacity(records.len().unwrap_or(0));
     for (i, item) in records.try_iter()?.enumerate() {
