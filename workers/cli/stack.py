@@ -13,32 +13,20 @@ from rich.table import Table
 
 from activities.settings import Settings
 from code_foundation.errors import CodeError
-from workers.cli.common import console, fail
+from workers.cli.common import console, err, fail
 
 
 def dev(
-    action: str = typer.Argument("up", help="up: start or reuse the stack; status: its state"),
     detach: bool = typer.Option(False, help="leave the stack running in the background"),
     no_worker: bool = typer.Option(False, help="do not start a worker"),
-    output: str = typer.Option("text", "--output", "-o", help="status: text or json"),
 ) -> None:
-    """Start (or reuse) the embedded stack: Temporal dev server + Web UI, agent, worker,
-    supervised (a crashed agent or worker restarts by itself); `dev status` shows restarts."""
+    """Start (or reuse) the embedded stack: Temporal dev server + Web UI, agent, worker."""
     import signal
+    import time
 
     from workers.devstack import ensure
-    from workers.supervisor import Supervisor, render_status, status
 
     settings = Settings()
-    if action == "status":
-        doc = status(settings)
-        if output == "json":
-            console.print_json(data=doc)
-        else:
-            console.print(render_status(doc))
-        return
-    if action != "up":
-        raise typer.BadParameter(f"unknown action {action!r}; use up or status")
     try:
         stack = ensure(settings, detach=detach, with_worker=not no_worker)
     except CodeError as exc:
@@ -64,9 +52,12 @@ def dev(
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        Supervisor(stack, out=lambda m: console.print(m, markup=False, highlight=False)).run(
-            lambda: stopping
-        )
+        while not stopping:
+            dead = [p for p in stack.procs if p.poll() is not None]
+            if dead:
+                err.print(f"[red]a component exited (pid {dead[0].pid}); stopping the stack[/red]")
+                break
+            time.sleep(0.5)
     finally:
         console.print("stopping…")
         stack.stop()
