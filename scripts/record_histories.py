@@ -31,7 +31,7 @@ OUT = ROOT / "tests" / "histories"
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(),
+        data_converter=data_converter(),  # no codec: committed histories stay plaintext
         test_server_existing_path=shutil.which("temporal-test-server"),
     )
     fake = FakePlatform(bad_versions={"v3"})

@@ -16,8 +16,10 @@ Contract
   fails authentication. ``decode`` leaves payloads without that encoding untouched
   (histories recorded before encryption still replay) and refuses an unknown key id
   with a ``ValueError`` naming it.
-* No I/O at import: keyrings are read by ``Keyring.from_file`` / ``from_vault`` and
-  installed with :func:`install_from_settings` (``workflows.client.set_payload_codec``).
+* No I/O at import: keyrings are read by ``Keyring.from_file`` / ``from_vault``;
+  :func:`codec_from_settings` builds the configured codec, which callers pass to the
+  converter of each client or replayer (``workflows.client.data_converter(codec)``,
+  ``connect(..., codec=...)``): there is no process-wide codec.
 """
 
 from __future__ import annotations
@@ -137,16 +139,10 @@ def keyring_from_settings(settings: Any) -> Keyring | None:
     return None
 
 
-def install_from_settings(settings: Any) -> EncryptionCodec | None:
-    """Install the codec configured in settings (or none) for every converter made afterwards."""
-    from workflows.client import set_payload_codec
-
+def codec_from_settings(settings: Any) -> EncryptionCodec | None:
+    """The payload codec configured in settings (a keyring file or Vault), or None."""
     ring = keyring_from_settings(settings)
-    if ring is None:
-        return None  # leave whatever codec the process installed itself
-    codec = EncryptionCodec(ring)
-    set_payload_codec(codec)
-    return codec
+    return EncryptionCodec(ring) if ring is not None else None
 
 
 def replayer_from_settings(settings: Any, workflows: Sequence[type]) -> Any:
@@ -155,5 +151,5 @@ def replayer_from_settings(settings: Any, workflows: Sequence[type]) -> Any:
 
     from workflows.client import data_converter
 
-    install_from_settings(settings)
-    return Replayer(workflows=list(workflows), data_converter=data_converter())
+    codec = codec_from_settings(settings)
+    return Replayer(workflows=list(workflows), data_converter=data_converter(codec))

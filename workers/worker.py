@@ -55,13 +55,16 @@ async def connect_from_settings(settings: Settings, *, sdk_metrics: bool = False
     from workers import codec, telemetry
     from workers.tls import tls_config
 
-    codec.install_from_settings(settings)  # payload encryption when a keyring is configured
     extra: dict[str, Any] = {"interceptors": telemetry.client_interceptors(settings)}
     runtime = telemetry.runtime_for(settings) if sdk_metrics else None
     if runtime is not None:
         extra["runtime"] = runtime
-    return await connect(  # type: ignore[no-any-return]
-        settings.temporal_address, settings.temporal_namespace, tls=tls_config(settings), **extra
+    return await connect(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        codec=codec.codec_from_settings(settings),  # payload encryption when configured
+        tls=tls_config(settings),
+        **extra,
     )
 
 

@@ -1,36 +1,40 @@
 """Typed client helpers: the data converter used by every Client, Worker and
-Replayer, and connecting with the engine's settings."""
+Replayer, connecting, and starting deployments and rollbacks.
+
+The converter is per client: :func:`data_converter` builds the pydantic converter
+with the payload codec it is given (e.g. ``workers.codec.EncryptionCodec``), and
+:func:`connect` passes it to the client it makes (workers inherit the client's).
+There is no process-wide codec: two clients in one process may differ."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
 from code_foundation.names import W
 
-_codec: PayloadCodec | None = None
 
-
-def set_payload_codec(codec: PayloadCodec | None) -> None:
-    """Install a payload codec (e.g. encryption) for every converter made afterwards."""
-    global _codec
-    _codec = codec
-
-
-def data_converter() -> DataConverter:
-    if _codec is None:
+def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
+    """The pydantic data converter, with ``codec`` on its payloads when given."""
+    if codec is None:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=_codec)
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
-async def connect(address: str, namespace: str = "default", **kwargs: Any) -> Any:
-    from temporalio.client import Client
-
+async def connect(
+    address: str,
+    namespace: str = "default",
+    *,
+    codec: PayloadCodec | None = None,
+    **kwargs: Any,
+) -> Client:
+    """A client whose converter carries ``codec`` (see :func:`data_converter`)."""
     return await Client.connect(
-        address, namespace=namespace, data_converter=data_converter(), **kwargs
+        address, namespace=namespace, data_converter=data_converter(codec), **kwargs
     )
 
 

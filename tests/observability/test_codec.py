@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -21,20 +20,15 @@ from tests.servers import free_port
 from tests.workflows.fakes import FakePlatform
 from workers.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring
 from workers.codec_server import serve
-from workflows.client import data_converter, set_payload_codec
+from workflows.client import data_converter
 from workflows.deployment import DeploymentWorkflow
 from workflows.models import DeployInput, DeployResult
 from workflows.rollback import RollbackWorkflow
 
 
 @pytest.fixture
-def codec() -> Iterator[EncryptionCodec]:
-    c = EncryptionCodec(Keyring.generate("k1").rotated("k2"))
-    set_payload_codec(c)
-    try:
-        yield c
-    finally:
-        set_payload_codec(None)
+def codec() -> EncryptionCodec:
+    return EncryptionCodec(Keyring.generate("k1").rotated("k2"))
 
 
 async def test_codec_roundtrip_rotation_and_tamper() -> None:
@@ -61,7 +55,7 @@ async def test_codec_roundtrip_rotation_and_tamper() -> None:
 async def test_history_is_encrypted_and_replays(
     ts_env: WorkflowEnvironment, codec: EncryptionCodec
 ) -> None:
-    client = Client(**{**ts_env.client.config(), "data_converter": data_converter()})
+    client = Client(**{**ts_env.client.config(), "data_converter": data_converter(codec)})
     fake = FakePlatform()
     w, tq = fake_worker(client, fake)
     wid = f"enc-{uuid.uuid4()}"
@@ -91,11 +85,10 @@ async def test_history_is_encrypted_and_replays(
     # the workflow result decodes with the codec, and the run replays with it
     assert (await handle.result()).version == "v2"
     replay = await Replayer(
-        workflows=[DeploymentWorkflow, RollbackWorkflow], data_converter=data_converter()
+        workflows=[DeploymentWorkflow, RollbackWorkflow], data_converter=data_converter(codec)
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None
     # without the key, the payloads are opaque: replay cannot even read the input
-    set_payload_codec(None)
     blind = await Replayer(
         workflows=[DeploymentWorkflow, RollbackWorkflow], data_converter=data_converter()
     ).replay_workflow(history, raise_on_replay_failure=False)

@@ -238,12 +238,12 @@ def soak_report(
         else:  # no stored report: render it again from the result
             from loadtest.report import render_report
             from loadtest.soak_models import SoakInput, SoakPlan
-            from workflows.client import data_converter
 
             console.print("[yellow]no stored report; rendering from the workflow result[/yellow]")
             hist = handle.fetch_history()
             first = (await hist).events[0].workflow_execution_started_event_attributes
-            (inp,) = await data_converter().decode(first.input.payloads, [SoakInput])
+            # the client's converter: it carries the payload codec of the settings
+            (inp,) = await client.data_converter.decode(first.input.payloads, [SoakInput])
             plan: SoakPlan = inp.plan
             carry = SoakCarry(
                 started_at=0,
