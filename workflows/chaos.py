@@ -69,7 +69,6 @@ with workflow.unsafe.imports_passed_through():
 
 
 WORKFLOW_NAME = W.CHAOS
-NON_RETRYABLE_TYPES = list(NON_RETRYABLE)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -149,7 +148,7 @@ class ChaosExperimentWorkflow:
                 retry_policy=RetryPolicy(
                     maximum_attempts=2,
                     initial_interval=timedelta(seconds=1),
-                    non_retryable_error_types=NON_RETRYABLE_TYPES,
+                    non_retryable_error_types=list(NON_RETRYABLE),
                 ),
                 # probes only read: on cancellation stop waiting, do not cancel them
                 cancellation_type=workflow.ActivityCancellationType.ABANDON,
@@ -273,7 +272,7 @@ class ChaosExperimentWorkflow:
                         result_type=DiscoverResult,
                         start_to_close_timeout=timedelta(seconds=30),
                         retry_policy=RetryPolicy(
-                            maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE_TYPES
+                            maximum_attempts=3, non_retryable_error_types=list(NON_RETRYABLE)
                         ),
                     )
                     cache[ck] = res.candidates
@@ -346,7 +345,7 @@ class ChaosExperimentWorkflow:
                 start_to_close_timeout=timedelta(seconds=120),
                 heartbeat_timeout=timedelta(seconds=15),
                 retry_policy=RetryPolicy(
-                    maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE_TYPES
+                    maximum_attempts=3, non_retryable_error_types=list(NON_RETRYABLE)
                 ),
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
