@@ -4,11 +4,16 @@ local platform agent and one worker, all on loopback.
 
 ``ensure()`` starts only what is not already running, so a second
 ``codectl dev`` (or ``codectl demo``) reuses a running stack instead of failing
-on busy ports. Components are started either attached (stopped by ``stop()``
-on Ctrl-C) or detached (recorded in ``stack.json``; ``codectl down`` stops them)."""
+on busy ports. Components are started either attached (``codectl dev`` supervises
+them in the foreground and stops them on Ctrl-C) or detached: a supervisor process
+(``python -m workers.supervisor``, its own session) starts and supervises them, and
+``codectl down`` stops it (and them). Either way a component that crashes is
+restarted with a bounded backoff (:mod:`workers.supervisor`); pids are recorded in
+``stack.json``, restarts in ``supervisor.json`` (``codectl dev status``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,8 +22,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -38,10 +45,21 @@ class Component:
 
 
 @dataclass
+class Spec:
+    """How a component was started, so a supervisor can start it again."""
+
+    argv: list[str]
+    log: Path
+    env: dict[str, str]
+    ready: Callable[[], bool]
+
+
+@dataclass
 class Stack:
     settings: Settings
     components: list[Component] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    specs: dict[str, Spec] = field(default_factory=dict)  # what this stack started, by name
 
     def stop(self) -> None:
         """Stop what this process started (attached mode), newest first."""
@@ -105,10 +123,8 @@ def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: flo
         if proc is None and not _pid_alive(pid):
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
     if proc is not None:
         proc.wait(timeout=5)
 
@@ -138,7 +154,21 @@ def _load_record(settings: Settings) -> dict[str, int]:
 
 
 def _save_record(settings: Settings, record: dict[str, int]) -> None:
-    _record_path(settings).write_text(json.dumps(record))
+    path = _record_path(settings)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
+
+
+def update_record(settings: Settings, **pids: int | None) -> None:
+    """Set (or, with None, drop) recorded pids, keeping the others."""
+    record = _load_record(settings)
+    for name, pid in pids.items():
+        if pid is None:
+            record.pop(name, None)
+        else:
+            record[name] = pid
+    _save_record(settings, record)
 
 
 def _spawn(
@@ -183,7 +213,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def ensure(
     settings: Settings, detach: bool, with_worker: bool = True, ui_port: int | None = None
 ) -> Stack:
-    """Start whatever part of the stack is not running; reuse the rest."""
+    """Start whatever part of the stack is not running; reuse the rest. Detached, the
+    components are started (and supervised) by a supervisor process instead."""
+    if detach:
+        return _ensure_detached(settings, with_worker, ui_port)
     state = settings.state_dir
     state.mkdir(parents=True, exist_ok=True)
     logs = state / "logs"
@@ -224,6 +257,7 @@ def ensure(
         proc = _spawn(argv, log)
         _wait(lambda: _port_open(host, port), "temporal dev server", proc, log)
         stack.procs.append(proc)
+        stack.specs["temporal"] = Spec(argv, log, {}, lambda: _port_open(host, port))
         record["temporal"] = proc.pid
         stack.components.append(
             Component(
@@ -237,23 +271,21 @@ def ensure(
         stack.components.append(Component("agent", settings.agent_url, "reused"))
     else:
         log = logs / "agent.log"
-        proc = _spawn(
-            [
-                sys.executable,
-                "-m",
-                "workers.agent",
-                "--host",
-                agent.hostname or "127.0.0.1",
-                "--port",
-                str(agent.port or 8270),
-                "--state-dir",
-                str(state / "agent"),
-            ],
-            log,
-            env,
-        )
+        agent_argv = [
+            sys.executable,
+            "-m",
+            "workers.agent",
+            "--host",
+            agent.hostname or "127.0.0.1",
+            "--port",
+            str(agent.port or 8270),
+            "--state-dir",
+            str(state / "agent"),
+        ]
+        proc = _spawn(agent_argv, log, env)
         _wait(lambda: _agent_up(settings.agent_url), "local platform agent", proc, log)
         stack.procs.append(proc)
+        stack.specs["agent"] = Spec(agent_argv, log, env, lambda: _agent_up(settings.agent_url))
         record["agent"] = proc.pid
         stack.components.append(Component("agent", settings.agent_url, "started", proc.pid, log))
 
@@ -267,11 +299,13 @@ def ensure(
             metrics = {
                 "CODE_METRICS_PORT": os.environ.get("CODE_METRICS_PORT") or str(_metrics_port())
             }
-            proc = _spawn([sys.executable, "-m", "workers.worker"], log, {**env, **metrics})
+            worker_argv = [sys.executable, "-m", "workers.worker"]
+            proc = _spawn(worker_argv, log, {**env, **metrics})
             time.sleep(1.0)
             if proc.poll() is not None:
                 raise ServerUnavailable(f"worker exited at start; see {log}")
             stack.procs.append(proc)
+            stack.specs["worker"] = Spec(worker_argv, log, {**env, **metrics}, lambda: True)
             record["worker"] = proc.pid
             stack.components.append(
                 Component("worker", settings.task_queue, "started", proc.pid, log)
@@ -279,15 +313,72 @@ def ensure(
 
     # recorded either way, so a second `codectl dev` finds and reuses them
     _save_record(settings, record)
-    if detach:
-        stack.procs.clear()  # detached: they outlive us; `codectl down` stops them
     return stack
 
 
+# ---------------------------------------------------------------------- detached supervisor
+def status_path(settings: Settings) -> Path:
+    return settings.state_dir / "supervisor.json"
+
+
+def load_status(settings: Settings) -> dict[str, Any]:
+    try:
+        doc = json.loads(status_path(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _stack_from_status(settings: Settings, doc: dict[str, Any], reused: bool) -> Stack:
+    stack = Stack(settings)
+    for name, c in (doc.get("components") or {}).items():
+        state = "reused" if reused else str(c.get("origin", "started"))
+        log = Path(c["log"]) if c.get("log") else None
+        stack.components.append(Component(name, str(c.get("url", "")), state, c.get("pid"), log))
+    return stack
+
+
+def _ensure_detached(settings: Settings, with_worker: bool, ui_port: int | None) -> Stack:
+    """Start ``python -m workers.supervisor`` in its own session (or reuse a running one)
+    and wait until it reports the stack ready."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    running = _load_record(settings).get("supervisor")
+    doc = load_status(settings)
+    if _pid_alive(running) and doc.get("pid") == running and doc.get("ready"):
+        return _stack_from_status(settings, doc, reused=True)
+    log = settings.state_dir / "logs" / "supervisor.log"
+    argv = [sys.executable, "-m", "workers.supervisor", "--detached"]
+    argv += [] if with_worker else ["--no-worker"]
+    argv += ["--ui-port", str(ui_port)] if ui_port else []
+    proc = _spawn(argv, log, settings_env(settings))
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        doc = load_status(settings)
+        if doc.get("pid") == proc.pid and doc.get("ready"):
+            return _stack_from_status(settings, doc, reused=False)
+        if proc.poll() is not None:
+            if doc.get("pid") == proc.pid and doc.get("ready"):  # nothing left to supervise
+                return _stack_from_status(settings, doc, reused=False)
+            detail = doc.get("error") if doc.get("pid") == proc.pid else None
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise ServerUnavailable(
+                f"the dev stack supervisor exited with code {proc.returncode}: "
+                f"{detail or 'see ' + str(log)}\n{tail}"
+            )
+        time.sleep(0.2)
+    raise ServerUnavailable(f"the dev stack supervisor did not report ready; see {log}")
+
+
 def down(settings: Settings) -> list[str]:
-    """Stop the detached components recorded in stack.json."""
+    """Stop the detached components recorded in stack.json: the supervisor first (it
+    stops what it started), then anything still recorded."""
     record = _load_record(settings)
     stopped = []
+    sup = record.pop("supervisor", None)
+    if sup and _pid_alive(sup):
+        _terminate(sup, grace=60.0)
+        stopped.append("supervisor")
+        record = {k: v for k, v in _load_record(settings).items() if k != "supervisor"}
     for name in ("worker", "agent", "temporal"):
         pid = record.pop(name, None)
         if pid and _pid_alive(pid):
