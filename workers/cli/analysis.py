@@ -20,7 +20,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -28,6 +28,9 @@ from rich.table import Table
 from code_foundation.errors import CodeError, SpecError
 from code_foundation.loader import parse_document, read_text, validate_model
 from workers.cli.common import console, fail, run_async
+
+if TYPE_CHECKING:
+    from activities.analysis import AnalysisRecord
 
 _STYLE = {
     "pass": "green",
@@ -44,11 +47,11 @@ def _v(verdict: str | None, score: float | None = None) -> str:
     return f"[{_STYLE.get(v, 'white')}]{v}{s}[/]"
 
 
-def _load_runs(store: Any, run_id: str) -> dict[str, list[dict[str, Any]]]:
+def _load_runs(store: Any, run_id: str) -> dict[str, list[AnalysisRecord]]:
     from activities.analysis import load_record
 
     prefix = f"analysis/{run_id.strip('/')}/"
-    runs: dict[str, list[dict[str, Any]]] = {}
+    runs: dict[str, list[AnalysisRecord]] = {}
     for key in store.list(prefix):
         rec = load_record(store.get(key))
         runs.setdefault(f"{rec['workflow_id']}/{rec['run_id']}", []).append(rec)
