@@ -1,150 +1,31 @@
-"""The release ledger and its hash-chained audit log (sqlmodel; SQLite or PostgreSQL).
+"""``Ledger``: releases and the hash-chained audit log in one SQL database (the contract
+is in :mod:`activities.ledger`). Blocking; :mod:`activities.ledger.activities` runs it
+from Temporal activities."""
 
-Contract
---------
-* ``Ledger(url)`` creates the schema on start (``create_all`` plus the
-  ``code_schema_version`` table; pending migrations in ``MIGRATIONS`` are applied in
-  order). The same models and queries run on SQLite (default) and PostgreSQL.
-* ``record(LedgerRecordInput)`` upserts the release row keyed by
-  (service, environment, version, workflow_id) and sets its status. It is idempotent on
-  ``idempotency_key``: every key ever applied is kept in ``code_ledger_request``, so a
-  replayed call (even after later status changes) returns ``changed=False`` and writes
-  nothing. Every status change appends an audit record
-  (``action=f"release.{status}"``, ``subject=f"{service}/{environment}@{version}"``) in
-  the same transaction.
-* ``last_known_good`` returns the most recently promoted release (status ``promoted``,
-  newest ``updated_at``) of a service/environment, excluding ``exclude_version`` (or only
-  ``only_version``), with its spec parsed back into a ``DeploymentSpec``.
-* ``audit(...)`` appends to the chain: ``hash = rust_core.chain_hash(prev_hash, payload)``
-  where ``payload`` is the canonical JSON of (seq, ts, actor, action, subject,
-  detail_json) and the genesis ``prev_hash`` is ``"0" * 64``. Appends are serialized
-  (``SELECT ... FOR UPDATE`` on the chain-head row on PostgreSQL; ``BEGIN IMMEDIATE``
-  plus a process lock on SQLite) so the chain never forks. ``seq`` starts at 0, so it
-  equals the record's index in the chain.
-* ``verify_audit()`` returns ``None`` when the chain is intact, else the seq (index)
-  of the first broken record (``rust_core.verify_chain``).
-* ``LedgerActivities`` exposes ``record``/``last_known_good`` as Temporal activities,
-  runs the blocking DB calls in a thread and maps an unreachable database to the
-  retryable :class:`LedgerUnavailable` (a ``ServerUnavailable``) whose message names the
-  URL with its password masked. The engine pings pooled connections before use
-  (``pool_pre_ping``), so calls succeed again as soon as the server is back.
-"""
-
-import asyncio
-import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, event, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
-from temporalio import activity
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from code_foundation.errors import ServerUnavailable
-from code_foundation.names import A
+from activities.ledger.models import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    AuditHead,
+    AuditRecord,
+    LedgerRequest,
+    Release,
+    SchemaVersion,
+    canonical_json,
+    utc_now,
+)
 from workflows.models import LastGoodInput, LastGoodResult, LedgerRecordInput, LedgerRecordResult
 from workflows.spec import DeploymentSpec
-
-GENESIS_HASH = "0" * 64
-SCHEMA_VERSION = 1
-# version -> SQL statements upgrading from version-1 (none yet; v1 is create_all).
-MIGRATIONS: dict[int, list[str]] = {}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(ts: datetime) -> str:
-    """UTC, microseconds: the same text whatever the backend hands back."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-class Release(SQLModel, table=True):
-    __tablename__ = "code_release"
-    __table_args__ = (
-        UniqueConstraint("service", "environment", "version", "workflow_id", name="uq_release"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    service: str = Field(index=True)
-    environment: str = Field(index=True)
-    version: str
-    status: str = Field(index=True)
-    actor: str
-    strategy: str = ""
-    workflow_id: str
-    detail: str = ""
-    spec_json: str | None = None
-    created_at: datetime = Field(default_factory=_now)
-    updated_at: datetime = Field(default_factory=_now, index=True)
-    idempotency_key: str | None = Field(default=None, unique=True)  # the last key applied
-
-
-class LedgerRequest(SQLModel, table=True):
-    """Every idempotency key ever applied (the release row only keeps the last one)."""
-
-    __tablename__ = "code_ledger_request"
-
-    key: str = Field(primary_key=True)
-    release_id: int
-    created_at: datetime = Field(default_factory=_now)
-
-
-class AuditRecord(SQLModel, table=True):
-    __tablename__ = "code_audit"
-
-    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    ts: datetime
-    actor: str
-    action: str
-    subject: str
-    detail_json: str = "{}"
-    prev_hash: str
-    hash: str
-
-    def payload(self) -> str:
-        return canonical_json(
-            {
-                "seq": self.seq,
-                "ts": _iso(self.ts),
-                "actor": self.actor,
-                "action": self.action,
-                "subject": self.subject,
-                "detail_json": self.detail_json,
-            }
-        )
-
-
-class AuditHead(SQLModel, table=True):
-    """One row: the chain head. Locked (FOR UPDATE) by every append."""
-
-    __tablename__ = "code_audit_head"
-
-    id: int = Field(default=1, primary_key=True)
-    next_seq: int = 0
-    last_hash: str = GENESIS_HASH
-
-
-class SchemaVersion(SQLModel, table=True):
-    __tablename__ = "code_schema_version"
-
-    id: int = Field(default=1, primary_key=True)
-    version: int
-
-
-_MODELS = (Release, LedgerRequest, AuditRecord, AuditHead, SchemaVersion)
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _chain_functions() -> tuple[Callable[[str, str], str], Callable[[list[Any]], int | None]]:
@@ -152,9 +33,6 @@ def _chain_functions() -> tuple[Callable[[str, str], str], Callable[[list[Any]],
     import rust_core
 
     return rust_core.chain_hash, rust_core.verify_chain
-
-
-_UNREACHABLE = (OperationalError, InterfaceError, DisconnectionError)
 
 
 class Ledger:
@@ -192,7 +70,7 @@ class Ledger:
     def _migrate(self) -> None:
         SQLModel.metadata.create_all(
             self.engine,
-            tables=[m.__table__ for m in _MODELS],  # type: ignore[union-attr]
+            tables=[m.__table__ for m in TABLES],  # type: ignore[union-attr]
         )
         with Session(self.engine) as s:
             row = s.get(SchemaVersion, 1)
@@ -226,7 +104,7 @@ class Ledger:
         head = s.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
         rec = AuditRecord(
             seq=head.next_seq,
-            ts=_now(),
+            ts=utc_now(),
             actor=actor,
             action=action,
             subject=subject,
@@ -287,7 +165,7 @@ class Ledger:
                     Release.workflow_id == inp.workflow_id,
                 )
             ).first()
-            now = _now()
+            now = utc_now()
             status_changed = rel is None or rel.status != inp.status
             if rel is None:
                 rel = Release(
@@ -309,7 +187,8 @@ class Ledger:
             rel.idempotency_key = inp.idempotency_key
             s.add(rel)
             s.flush()
-            assert rel.id is not None
+            if rel.id is None:  # flush assigns the primary key
+                raise RuntimeError(f"the ledger database assigned no id to release {rel.version}")
             s.add(LedgerRequest(key=inp.idempotency_key, release_id=rel.id, created_at=now))
             if status_changed:
                 self._append(
@@ -391,45 +270,3 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-class LedgerUnavailable(ServerUnavailable):
-    """The ledger database cannot be reached; retry (the pool reconnects by itself)."""
-
-    @classmethod
-    def of(cls, exc: BaseException, url: str) -> "LedgerUnavailable":
-        """The error naming the database (password masked) and the driver's reason."""
-        where = make_url(url).render_as_string(hide_password=True)
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        return cls(
-            f"ledger database {where} unreachable ({type(exc).__name__}: "
-            f"{(reason[0] if reason else '')[:300]}); will retry: check that the database "
-            "server is running and reachable (CODE_LEDGER_URL)"
-        )
-
-
-class LedgerActivities:
-    """Temporal activities over a :class:`Ledger` (blocking calls run in a thread)."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except _UNREACHABLE as exc:
-            raise LedgerUnavailable.of(exc, self.ledger.url) from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise LedgerUnavailable.of(exc, self.ledger.url) from exc
-            raise
-
-    @activity.defn(name=A.LEDGER_RECORD)
-    async def record(self, inp: LedgerRecordInput) -> LedgerRecordResult:
-        result: LedgerRecordResult = await self._call(self.ledger.record, inp)
-        return result
-
-    @activity.defn(name=A.LEDGER_LAST_GOOD)
-    async def last_known_good(self, inp: LastGoodInput) -> LastGoodResult:
-        result: LastGoodResult = await self._call(self.ledger.last_known_good, inp)
-        return result
