@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from temporalio import activity
@@ -47,6 +47,11 @@ from chaos.tolerance import Observation, evaluate
 from code_foundation.errors import CodeError, TargetRefused
 from code_foundation.names import CA
 from code_foundation.targets import loopback_problem
+
+if TYPE_CHECKING:
+    from activities.faults.kubernetes import KubernetesFaults
+    from activities.faults.local import LocalFaults
+    from chaos.model import HttpProbe
 
 T = TypeVar("T")
 
@@ -82,7 +87,7 @@ class ChaosActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def _platform(self, name: str) -> Any:
+    def _platform(self, name: str) -> LocalFaults | KubernetesFaults:
         if name == "kubernetes":
             from activities.faults.kubernetes import KubernetesFaults
 
@@ -141,7 +146,7 @@ class ChaosActivities:
     async def rollback(self, inp: RollbackInput) -> RevertResult:
         rb = inp.rollback
         if rb.target.platform == "kubernetes" and rb.action == "remove_faults":
-            k8s = self._platform("kubernetes")
+            k8s = cast("KubernetesFaults", self._platform("kubernetes"))
             sel = rb.target
 
             async def sweep() -> str:
@@ -190,7 +195,7 @@ class ChaosActivities:
         )
         return ProbeResult(record=record, observation=obs)
 
-    async def _observe(self, p: Any) -> Observation:
+    async def _observe(self, p: HttpProbe) -> Observation:
         timeout = p.timeout.total_seconds()
         ok_status = getattr(p.tolerance, "ok_status", None)
         obs = Observation()

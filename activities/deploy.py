@@ -18,6 +18,8 @@ from typing import Any
 from temporalio import activity
 
 from activities.artifacts import ArtifactStore
+from activities.platform.base import Platform
+from activities.secrets import SecretSource
 from activities.settings import Settings
 from code_foundation.errors import SpecError
 from code_foundation.names import A
@@ -54,20 +56,20 @@ async def heartbeating(every: float = 5.0) -> AsyncIterator[None]:
 
 
 class DeployActivities:
-    def __init__(self, settings: Settings, platforms: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, platforms: dict[str, Platform] | None = None) -> None:
         self.settings = settings
-        self._platforms: dict[str, Any] = platforms or {}
-        self._secrets: Any = None
+        self._platforms: dict[str, Platform] = platforms or {}
+        self._secrets: SecretSource | None = None
         self._analysis_store: ArtifactStore | None = None
 
-    def secrets(self) -> Any:
+    def secrets(self) -> SecretSource:
         from activities.secrets import SecretResolver
 
         if self._secrets is None:
             self._secrets = SecretResolver.from_settings(self.settings)
         return self._secrets
 
-    def platform(self, name: str) -> Any:
+    def platform(self, name: str) -> Platform:
         if name not in self._platforms:
             if name == "local":
                 from activities.platform.local import LocalPlatform
@@ -113,19 +115,19 @@ class DeployActivities:
     @activity.defn(name=A.PLATFORM_APPLY)
     async def apply_version(self, inp: ApplyVersionInput) -> ApplyVersionResult:
         async with heartbeating():
-            return await self.platform(inp.spec.platform).apply_version(inp)  # type: ignore[no-any-return]
+            return await self.platform(inp.spec.platform).apply_version(inp)
 
     @activity.defn(name=A.PLATFORM_TRAFFIC)
     async def set_traffic(self, inp: SetTrafficInput) -> SetTrafficResult:
-        return await self.platform(inp.platform).set_traffic(inp)  # type: ignore[no-any-return]
+        return await self.platform(inp.platform).set_traffic(inp)
 
     @activity.defn(name=A.PLATFORM_RETIRE)
     async def retire_version(self, inp: RetireVersionInput) -> RetireVersionResult:
-        return await self.platform(inp.platform).retire_version(inp)  # type: ignore[no-any-return]
+        return await self.platform(inp.platform).retire_version(inp)
 
     @activity.defn(name=A.PLATFORM_DESCRIBE)
     async def describe(self, inp: DescribeInput) -> DescribeResult:
-        return await self.platform(inp.platform).describe(inp)  # type: ignore[no-any-return]
+        return await self.platform(inp.platform).describe(inp)
 
     # ---------------------------------------------------------------- analysis
     @activity.defn(name=A.ANALYSE)

@@ -10,7 +10,8 @@ References (``Artifact.secrets``: env var name -> reference):
 * ``env:NAME`` — the worker's environment variable ``NAME``.
 * ``file:/abs/path`` — a file's content (one trailing newline stripped).
 
-``SecretResolver.resolve(refs) -> (values, versions)``: ``values`` maps env name to the
+``SecretResolver.resolve(refs) -> (values, versions)`` (``aresolve`` off the event loop;
+:class:`SecretSource` is that seam as a protocol): ``values`` maps env name to the
 secret value and must only ever go to the platform (process environment, Kubernetes
 Secret); ``versions`` maps env name to ``vault-v<N>`` (KV v2 metadata version) or
 ``sha256:<12 hex>`` for env/file values, and is what workflows may see and record.
@@ -34,7 +35,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from code_foundation.errors import CodeError, ConfigError, ServerUnavailable
 
@@ -117,6 +118,15 @@ def parse_ref(ref: str) -> SecretRef:
 
 def short_hash(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+@runtime_checkable
+class SecretSource(Protocol):
+    """What platforms need of a secret store: references in, values and versions out."""
+
+    async def aresolve(self, refs: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """``(values, versions)`` for ``{env_name: reference}``; raises ``SecretError``."""
+        ...
 
 
 class SecretResolver:
@@ -221,7 +231,7 @@ class SecretResolver:
                         secret_id=self._secret_id,
                         mount_point=self._approle_mount,
                     )
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - every hvac/requests failure is classified
                     raise self._classify(exc, f"AppRole login at {self.vault_url}") from None
             elif not self._token:
                 raise ConfigError(
@@ -239,7 +249,7 @@ class SecretResolver:
                 resp = client.secrets.kv.v2.read_secret_version(
                     path=ref.path, mount_point=ref.mount, raise_on_deleted_version=True
                 )
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every hvac/requests failure is classified
                 err = self._classify(exc, what)
                 # an expired AppRole token: log in again once
                 if isinstance(err, SecretPermissionDenied) and attempt == 0 and self._role_id:

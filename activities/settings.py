@@ -57,21 +57,25 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = None
     s3_region: str = "us-east-1"
     # secrets
-    secret_store: Literal["env", "vault"] = "env"
+    secret_store: Literal["env", "vault"] = "env"  # noqa: S105 - a store kind, not a secret
     vault_url: str | None = None
     vault_token: SecretStr | None = None
     vault_role_id: str | None = None
     vault_secret_id: SecretStr | None = None
-    # observability (issue 8): tracing off unless an OTLP/HTTP endpoint is set; metrics off unless a port is set
+    # observability: tracing off unless an OTLP/HTTP endpoint is set; metrics off unless a port is set
     otlp_endpoint: str | None = None  # e.g. http://127.0.0.1:4318 (/v1/traces is appended)
     otel_service_name: str = "code-worker"
-    metrics_port: int | None = None  # worker /metrics: domain metrics + Temporal SDK metrics (9464 in the dev stack)
+    # worker /metrics: domain metrics + Temporal SDK metrics (9464 in the dev stack)
+    metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a pod
-    sdk_metrics_port: int | None = None  # Temporal SDK runtime metrics (loopback); default metrics_port + 1
-    # payload encryption (issue 8): a JSON keyring file or a Vault KV v2 path holding one
+    # Temporal SDK runtime metrics (loopback); default metrics_port + 1
+    sdk_metrics_port: int | None = None
+    # payload encryption: a JSON keyring file or a Vault KV v2 path holding one
     codec_keyring: Path | None = None
-    codec_vault_path: str | None = None  # e.g. kv/data/code/codec (KV v2 mount "kv", secret "code/codec")
-    codec_server_origin: str = "http://127.0.0.1:8233"  # Web UI origin allowed by the codec server (CORS)
+    # e.g. kv/data/code/codec (KV v2 mount "kv", secret "code/codec")
+    codec_vault_path: str | None = None
+    # the Web UI origin allowed by the codec server (CORS)
+    codec_server_origin: str = "http://127.0.0.1:8233"
 
     def effective_ledger_url(self) -> str:
         return self.ledger_url or f"sqlite:///{self.state_dir / 'ledger.db'}"

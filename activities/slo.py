@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 
+from activities.platform.base import SampleSource
 from activities.settings import Settings
-from code_foundation.errors import ServerUnavailable
+from code_foundation.errors import ConfigError, ServerUnavailable
 from code_foundation.names import A
 from workflows.slo import (
     BURN_WINDOWS,
@@ -32,6 +33,9 @@ from workflows.slo import (
     BudgetInput,
     BudgetResult,
 )
+
+if TYPE_CHECKING:
+    from activities.ledger import Ledger
 
 _SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
@@ -82,7 +86,9 @@ def budget_from_series(
 
 
 class SloActivities:
-    def __init__(self, settings: Settings, platform: Any = None, ledger: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, platform: SampleSource | None = None, ledger: Ledger | None = None
+    ) -> None:
         self.settings = settings
         self._platform = platform
         self._ledger = ledger
@@ -93,14 +99,16 @@ class SloActivities:
     ) -> dict[float, float]:
         import httpx
 
-        assert self.settings.prometheus_url
+        url = self.settings.prometheus_url
+        if not url:
+            raise ConfigError("the error budget's Prometheus queries need CODE_PROMETHEUS_URL")
         headers = {}
         if self.settings.prometheus_token is not None:
             headers["Authorization"] = f"Bearer {self.settings.prometheus_token.get_secret_value()}"
         query = f"sum(increase({q}[{int(step)}s]))"
         async with httpx.AsyncClient(timeout=15.0, headers=headers) as c:
             r = await c.get(
-                self.settings.prometheus_url.rstrip("/") + "/api/v1/query_range",
+                url.rstrip("/") + "/api/v1/query_range",
                 params={"query": query, "start": start, "end": end, "step": step},
             )
             r.raise_for_status()
@@ -159,7 +167,7 @@ class SloActivities:
         return res
 
     # ------------------------------------------------------------ audit
-    def ledger(self) -> Any:
+    def ledger(self) -> Ledger:
         if self._ledger is None:
             from activities.ledger import Ledger
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 
@@ -41,6 +41,9 @@ from loadtest.soak_models import (
     SoakTarget,
 )
 
+if TYPE_CHECKING:
+    from activities.platform.local import LocalPlatform
+
 HEARTBEAT_EVERY_S = 2.0
 
 
@@ -54,17 +57,25 @@ class UnknownTarget(CodeError):
 PROMETHEUS_NEEDED = "checks.resources.prometheus_query needs CODE_PROMETHEUS_URL"
 
 
+def _names(t: SoakTarget) -> tuple[str, str]:
+    """Service and environment of a platform target (the plan model requires both when
+    there is no URL)."""
+    if not (t.service and t.environment):
+        raise UnknownTarget(f"{t.describe()} names no service/environment on the platform")
+    return t.service, t.environment
+
+
 class SoakActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def _platform(self) -> Any:
+    def _platform(self) -> LocalPlatform:
         from activities.platform.local import LocalPlatform
 
         return LocalPlatform(self.settings.agent_url)
 
     async def _describe(self, target: SoakTarget) -> dict[str, Any]:
-        data = await self._platform().describe_raw(target.service, target.environment)
+        data = await self._platform().describe_raw(*_names(target))
         if data is None:
             raise UnknownTarget(
                 f"unknown target {target.describe()}: the local platform at "
@@ -95,14 +106,15 @@ class SoakActivities:
         if not inp.target.service:
             return None
         platform = self._platform()
+        service, environment = _names(inp.target)
         versions = inp.versions
-        data = await platform.describe_raw(inp.target.service, inp.target.environment)
+        data = await platform.describe_raw(service, environment)
         if data:  # follow what is serving now (a deployment may happen mid-soak)
             weights = {k: int(v) for k, v in (data.get("weights") or {}).items()}
             versions = sorted(v for v, w in weights.items() if w > 0) or versions
         rss, cpu, n = 0, 0.0, 0
         for v in versions:
-            for inst in await platform.resources(inp.target.service, inp.target.environment, v):
+            for inst in await platform.resources(service, environment, v):
                 if inst.get("alive", True) and inst.get("rss_bytes"):
                     rss += int(inst["rss_bytes"])
                     cpu += float(inst.get("cpu_percent") or 0.0)
@@ -221,11 +233,7 @@ async def check_target(target: SoakTarget, settings: Settings, source: str = "pl
             raise SpecError(source, [f"target.url: {problem}"])
         return
     try:
-        data = (
-            await SoakActivities(settings)
-            ._platform()
-            .describe_raw(target.service, target.environment)
-        )
+        data = await SoakActivities(settings)._platform().describe_raw(*_names(target))
     except PlatformUnavailable as exc:
         raise ServerUnavailable(f"cannot check the soak target: {exc}") from None
     if data is None:

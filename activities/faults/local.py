@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -64,7 +65,8 @@ class LocalFaults:
         self, key: str, fault: str, target: Target, params: dict[str, Any]
     ) -> dict[str, Any]:
         if fault in ("kill_instance", "pause_instance"):
-            assert target.version is not None and target.index is not None
+            if target.version is None or target.index is None:
+                raise ValueError(f"{target.id}: {fault} needs the version and instance to act on")
             sig = "KILL" if fault == "kill_instance" else "STOP"
             res = await self.platform.signal_instance(
                 target.service,
@@ -102,7 +104,8 @@ class LocalFaults:
     # ------------------------------------------------------------ revert
     async def revert(self, key: str, fault: str, target: Target, handle: dict[str, Any]) -> str:
         if fault in ("kill_instance", "pause_instance"):
-            assert target.version is not None
+            if target.version is None:
+                raise ValueError(f"{target.id}: {fault} needs the version to restore")
             if await self.platform.describe_raw(target.service, target.environment) is None:
                 return f"{target.service}/{target.environment} is gone; nothing to restore"
             res = await self.platform.restore_version(
@@ -180,7 +183,7 @@ class LocalFaults:
         else:
             cmd += ["--mb", str(int(params.get("mb", 64)))]
         root = Path(__file__).resolve().parents[2]
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        proc = subprocess.Popen(  # fixed argv, no shell
             cmd,
             cwd=root,
             start_new_session=True,
@@ -207,13 +210,9 @@ class LocalFaults:
         info = json.loads(pidfile.read_text())
         p = self._live(info)
         if p is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.wait(timeout=5)
-            except psutil.Error:
-                pass
         pidfile.unlink(missing_ok=True)
         return f"burner pid {info['pid']} stopped" if p else "burner had already exited"

@@ -2,6 +2,8 @@
 HTTP API (:mod:`.prometheus`) and the local router (:mod:`.router`, the embedded
 default). :func:`provider_for` picks one from an ``AnalysisSpec`` and ``Settings``."""
 
+from typing import TYPE_CHECKING
+
 from activities.metrics.base import (
     BadQuery,
     MetricMismatch,
@@ -12,6 +14,10 @@ from activities.metrics.base import (
     Scope,
     Series,
 )
+
+if TYPE_CHECKING:
+    from activities.platform.base import SampleSource
+    from activities.settings import Settings
 
 __all__ = [
     "BadQuery",
@@ -26,7 +32,9 @@ __all__ = [
 ]
 
 
-def provider_for(kind: str, settings: object, platform: object | None = None) -> MetricsProvider:
+def provider_for(
+    kind: str, settings: "Settings | None", platform: "SampleSource | None" = None
+) -> MetricsProvider:
     """The provider named ``kind`` ("prometheus" or "router") configured from settings."""
     if kind == "prometheus":
         from activities.metrics.prometheus import PrometheusProvider

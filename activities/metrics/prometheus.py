@@ -12,7 +12,7 @@ only NaN values -> :class:`MetricMismatch`. Several series in a result are poole
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,6 +27,9 @@ from activities.metrics.base import (
     render,
 )
 from workflows.spec import AnalysisMetric
+
+if TYPE_CHECKING:
+    from activities.settings import Settings
 
 # a fixed evaluation time for validation: parsing does not depend on data
 VALIDATE_AT = 1_000_000_000.0
@@ -52,7 +55,7 @@ class PrometheusProvider:
         self.timeout = timeout
 
     @classmethod
-    def from_settings(cls, settings: Any) -> PrometheusProvider:
+    def from_settings(cls, settings: Settings | None) -> PrometheusProvider:
         url = getattr(settings, "prometheus_url", None)
         if not url:
             raise MetricsError(
@@ -138,14 +141,18 @@ class PrometheusProvider:
     async def fetch(
         self, metric: AnalysisMetric, scope: Scope, start: float, end: float, step: float
     ) -> Series:
-        assert metric.query is not None
-        q = render(metric.query, scope)
+        q = render(_query_of(metric), scope)
         data = await self.query_range(q, start, end, step)
         return series_from(data, q, f"{metric.name} for {scope.version}")
 
     async def validate(self, metric: AnalysisMetric, scope: Scope) -> None:
-        assert metric.query is not None
-        await self.query(render(metric.query, scope), at=VALIDATE_AT)
+        await self.query(render(_query_of(metric), scope), at=VALIDATE_AT)
+
+
+def _query_of(metric: AnalysisMetric) -> str:
+    if metric.query is None:  # the spec model requires one for this provider
+        raise BadQuery(f"metric {metric.name} has no PromQL query", query="")
+    return metric.query
 
 
 def _num(text: Any) -> float:

@@ -9,10 +9,10 @@ bucket; a bucket without requests has no value). The agent being down or answeri
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
 from activities.metrics.base import MetricsError, MetricsUnavailable, NoData, Scope, Series
-from activities.platform.base import PlatformError
+from activities.platform.base import PlatformError, SampleSource, WindowSample
 from workflows.spec import AnalysisMetric
 
 MAX_POINTS = 2000
@@ -22,14 +22,16 @@ MAX_BUCKETS = 600
 class RouterProvider:
     name = "router"
 
-    def __init__(self, platform: Any) -> None:
+    def __init__(self, platform: SampleSource) -> None:
         self.platform = platform
-        self._cache: dict[tuple[str, str, float, float], dict[str, Any]] = {}
+        self._cache: dict[tuple[str, str, float, float], Mapping[str, WindowSample]] = {}
 
     def describe(self) -> str:
         return f"router {getattr(self.platform, 'agent_url', '')}".strip()
 
-    async def _window(self, scope: Scope, since: float, until: float, what: str) -> dict[str, Any]:
+    async def _window(
+        self, scope: Scope, since: float, until: float, what: str
+    ) -> Mapping[str, WindowSample]:
         key = (scope.service, scope.environment, since, until)
         if key not in self._cache:
             try:

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from workflows.spec import AnalysisSpec, DeploymentSpec
+from workflows.spec import AnalysisMetric, AnalysisSpec, DeploymentSpec
+
+if TYPE_CHECKING:
+    from activities.settings import Settings
+
+T = TypeVar("T")
 
 
 def analyses_of(spec: DeploymentSpec) -> list[tuple[str, AnalysisSpec]]:
@@ -26,7 +32,7 @@ def analyses_of(spec: DeploymentSpec) -> list[tuple[str, AnalysisSpec]]:
     return out
 
 
-def _run(coro: Any) -> Any:
+def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -35,7 +41,9 @@ def _run(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def validate_queries(spec: DeploymentSpec, settings: Any = None) -> tuple[list[str], list[str]]:
+def validate_queries(
+    spec: DeploymentSpec, settings: Settings | None = None
+) -> tuple[list[str], list[str]]:
     """(problems, warnings) for the PromQL of ``spec``'s analysis steps."""
     targets = [
         (f"{where}.metrics.{j}.query", m)
@@ -59,11 +67,11 @@ def validate_queries(spec: DeploymentSpec, settings: Any = None) -> tuple[list[s
             if settings.metrics_backend == "prometheus"
             else ([], [msg + " (queries not validated)"])
         )
-    return _run(_validate(spec, settings, targets))  # type: ignore[no-any-return]
+    return _run(_validate(spec, settings, targets))
 
 
 async def _validate(
-    spec: DeploymentSpec, settings: Any, targets: list[tuple[str, Any]]
+    spec: DeploymentSpec, settings: Settings, targets: list[tuple[str, AnalysisMetric]]
 ) -> tuple[list[str], list[str]]:
     from activities.metrics.base import BadQuery, MetricsError, Scope
     from activities.metrics.prometheus import PrometheusProvider

@@ -20,7 +20,7 @@ that journal, ``reconcile_report`` what the agent re-adopted at its last start."
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -43,6 +43,9 @@ from workflows.models import (
 )
 from workflows.spec import DeploymentSpec
 
+if TYPE_CHECKING:
+    from activities.secrets import SecretSource
+
 
 class LocalPlatform:
     """Secrets referenced by a spec are resolved here, at apply time, and handed to
@@ -52,7 +55,7 @@ class LocalPlatform:
         self,
         agent_url: str = "http://127.0.0.1:8270",
         timeout: float = 30.0,
-        secrets: Any = None,
+        secrets: SecretSource | None = None,
     ) -> None:
         self.agent_url = agent_url.rstrip("/")
         self.timeout = timeout
@@ -88,7 +91,7 @@ class LocalPlatform:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpx's request timeout
         allow_404: bool = False,
     ) -> Any:
         try:
@@ -306,7 +309,7 @@ class LocalPlatform:
         env: str,
         version: str,
         idempotency_key: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = 120.0,  # noqa: ASYNC109 - httpx's request timeout
     ) -> dict[str, Any]:
         """Restart dead and resume stopped instances, wait for health."""
         return await self._call(

@@ -31,7 +31,7 @@ from activities.platform.kubernetes.traffic import (
     TrafficRouter,
 )
 from activities.platform.kubernetes.transport import KubeApi, annotations_of
-from activities.secrets import SecretError, SecretResolver, SecretStoreUnavailable
+from activities.secrets import SecretError, SecretSource, SecretStoreUnavailable
 from code_foundation.errors import ConfigError, SpecError
 from workflows.models import (
     ApplyVersionInput,
@@ -63,7 +63,7 @@ class KubernetesPlatform:
         api_client: Any,
         *,
         artifacts: ArtifactStore | None = None,
-        secrets: SecretResolver | None = None,
+        secrets: SecretSource | None = None,
         traffic_mode: Literal["gateway", "replicas"] = "gateway",
         gateway: dict[str, Any] | None = None,
         default_namespace: str | None = None,
@@ -96,6 +96,7 @@ class KubernetesPlatform:
         from kubernetes import client, config
 
         from activities.artifacts import store_from_settings
+        from activities.secrets import SecretResolver
 
         try:
             api = config.new_client_from_config(
