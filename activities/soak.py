@@ -27,7 +27,8 @@ from temporalio import activity
 from activities.settings import Settings
 from code_foundation.errors import CodeError, ConfigError
 from code_foundation.names import SoakA
-from loadtest.engine import LoadRun, Progress
+from loadtest.engine import Progress
+from loadtest.native import load_run
 from loadtest.safety import load_target_problem, require_loopback
 from loadtest.scenario import LoadProfile
 from loadtest.soak_models import (
@@ -171,7 +172,7 @@ class SoakActivities:
                 "graceful_stop": min(5.0, inp.scenario.timeout.total_seconds()),
             }
         )
-        run = LoadRun(inp.scenario, profile, base_url=inp.url, slo_latency_ms=inp.slo_latency_ms)
+        run = load_run(inp.scenario, profile, base_url=inp.url, slo_latency_ms=inp.slo_latency_ms)
         samples: list[ResourceSample] = []
         stop = asyncio.Event()
         sampler = None
