@@ -37,16 +37,54 @@ pub fn verify_chain<P: AsRef<[u8]>>(
     None
 }
 
-/// Hex digest of `chain_hash` into a stack buffer (no allocation).
-fn chain_hash_hex(prev: &str, payload: &[u8]) -> [u8; 64] {
-    let mut h = Sha256::new();
-    h.update(prev.as_bytes());
-    h.update(payload);
-    let digest = h.finalize();
+const H0: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// Lower-case hex of `sha256(prev || payload)` into a stack buffer: the compression
+/// function runs straight on the input's whole 64-byte blocks (a chain's 64-character
+/// `prev` is exactly one), only the padded tail is copied.
+fn chain_hash_hex(prev: &[u8], payload: &[u8]) -> [u8; 64] {
+    use sha2::digest::generic_array::GenericArray;
+    let mut state = H0;
+    let total = prev.len() + payload.len();
+    let mut tail = [0u8; 192];
+    let mut t = 0usize;
+    fn feed(data: &[u8], state: &mut [u32; 8], tail: &mut [u8; 192], t: &mut usize) {
+        let mut d = data;
+        if *t > 0 {
+            let take = (64 - *t).min(d.len());
+            tail[*t..*t + take].copy_from_slice(&d[..take]);
+            *t += take;
+            d = &d[take..];
+            if *t == 64 {
+                sha2::compress256(state, &[*GenericArray::from_slice(&tail[..64])]);
+                *t = 0;
+            }
+        }
+        let whole = d.len() / 64 * 64;
+        for chunk in d[..whole].chunks_exact(64) {
+            sha2::compress256(state, &[*GenericArray::from_slice(chunk)]);
+        }
+        let rest = &d[whole..];
+        tail[*t..*t + rest.len()].copy_from_slice(rest);
+        *t += rest.len();
+    }
+    feed(prev, &mut state, &mut tail, &mut t);
+    feed(payload, &mut state, &mut tail, &mut t);
+    tail[t] = 0x80;
+    let end = if t < 56 { 64 } else { 128 };
+    tail[t + 1..end].fill(0);
+    tail[end - 8..end].copy_from_slice(&((total as u64) * 8).to_be_bytes());
+    for chunk in tail[..end].chunks_exact(64) {
+        sha2::compress256(&mut state, &[*GenericArray::from_slice(chunk)]);
+    }
     let mut out = [0u8; 64];
-    for (i, b) in digest.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    for (i, w) in state.iter().enumerate() {
+        for (j, b) in w.to_be_bytes().iter().enumerate() {
+            out[8 * i + 2 * j] = HEX[(b >> 4) as usize];
+            out[8 * i + 2 * j + 1] = HEX[(b & 0xf) as usize];
+        }
     }
     out
 }
@@ -59,7 +97,7 @@ fn first_broken(
     range.into_iter().find(|&i| {
         let (prev, payload, hash) = records[i];
         let expected_prev = if i == 0 { genesis } else { records[i - 1].2 };
-        prev != expected_prev || chain_hash_hex(prev, payload) != hash.as_bytes()
+        prev != expected_prev || chain_hash_hex(prev.as_bytes(), payload) != hash.as_bytes()
     })
 }
 
@@ -99,6 +137,18 @@ mod tests {
             chain_hash("", b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn block_aligned_hex_matches_the_digest_api() {
+        let data: Vec<u8> = (0..400u32).map(|i| (i * 7 % 251) as u8).collect();
+        for p in [0usize, 1, 55, 56, 63, 64, 65, 128] {
+            for n in [0usize, 1, 7, 55, 56, 57, 63, 64, 65, 119, 120, 200, 300] {
+                let prev = std::str::from_utf8(&[b'a'; 128][..p]).unwrap().to_string();
+                let want = chain_hash(&prev, &data[..n]);
+                assert_eq!(chain_hash_hex(prev.as_bytes(), &data[..n]), want.as_bytes());
+            }
+        }
     }
 
     #[test]
