@@ -30,6 +30,8 @@ bench: setup-test
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_rust_core.py
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_judge.py
+	$(PY) bench/bench_time_to_safety.py
 
 screenshot: setup-test
 	mkdir -p screenshots
