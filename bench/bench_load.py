@@ -132,7 +132,7 @@ def _run_child(args: list[str], timeout: float) -> dict[str, Any]:
     )
     if out.returncode != 0:
         raise RuntimeError(f"child {args[1]} failed: {out.stderr[-800:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _engine(engine: str, url: str, rate: float, secs: float, vus: int) -> dict[str, Any]:
