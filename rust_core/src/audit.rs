@@ -37,6 +37,17 @@ pub fn verify_chain<P: AsRef<[u8]>>(
     None
 }
 
+/// Two hex digits of every byte.
+const HEX2: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
 const H0: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
@@ -58,13 +69,16 @@ fn chain_hash_hex(prev: &[u8], payload: &[u8]) -> [u8; 64] {
             *t += take;
             d = &d[take..];
             if *t == 64 {
-                sha2::compress256(state, &[*GenericArray::from_slice(&tail[..64])]);
+                sha2::compress256(
+                    state,
+                    std::slice::from_ref(GenericArray::from_slice(&tail[..64])),
+                );
                 *t = 0;
             }
         }
         let whole = d.len() / 64 * 64;
         for chunk in d[..whole].chunks_exact(64) {
-            sha2::compress256(state, &[*GenericArray::from_slice(chunk)]);
+            sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(chunk)));
         }
         let rest = &d[whole..];
         tail[*t..*t + rest.len()].copy_from_slice(rest);
@@ -77,13 +91,15 @@ fn chain_hash_hex(prev: &[u8], payload: &[u8]) -> [u8; 64] {
     tail[t + 1..end].fill(0);
     tail[end - 8..end].copy_from_slice(&((total as u64) * 8).to_be_bytes());
     for chunk in tail[..end].chunks_exact(64) {
-        sha2::compress256(&mut state, &[*GenericArray::from_slice(chunk)]);
+        sha2::compress256(
+            &mut state,
+            std::slice::from_ref(GenericArray::from_slice(chunk)),
+        );
     }
     let mut out = [0u8; 64];
     for (i, w) in state.iter().enumerate() {
         for (j, b) in w.to_be_bytes().iter().enumerate() {
-            out[8 * i + 2 * j] = HEX[(b >> 4) as usize];
-            out[8 * i + 2 * j + 1] = HEX[(b & 0xf) as usize];
+            out[8 * i + 2 * j..8 * i + 2 * j + 2].copy_from_slice(&HEX2[*b as usize]);
         }
     }
     out

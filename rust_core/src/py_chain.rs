@@ -1,8 +1,8 @@
 //! Fast path of `verify_chain` for the common input: a list of `(str, str | bytes, str)`
-//! tuples. The records are read in one pass over the list through the C API (each
-//! tuple is kept alive by one reference; its strings' UTF-8 buffers are borrowed, never
-//! copied), then hashed with the GIL released and no Python object touched. Any other
-//! shape goes through the generic path, which names the offending record.
+//! tuples. The records are read in one pass over the list through the C API (a private
+//! shallow copy of the list keeps every tuple alive; the strings' UTF-8 buffers are
+//! borrowed, never copied), then hashed with the GIL released and no Python object
+//! touched. Any other shape goes through the generic path, which names the bad record.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -36,20 +36,20 @@ unsafe fn contents<'a>(o: *mut ffi::PyObject, allow_bytes: bool) -> Option<&'a [
     None
 }
 
-/// Owned references to the record tuples, released (with the GIL) on drop.
-struct Held(Vec<*mut ffi::PyObject>);
+/// A private shallow copy of the records list (it owns a reference to every record, and
+/// nobody else can mutate it), released with the GIL on drop.
+struct Held(*mut ffi::PyObject);
 
 impl Drop for Held {
     fn drop(&mut self) {
-        // SAFETY: each pointer was INCREF'd by us; `verify` holds the GIL while dropping.
-        for &o in &self.0 {
-            unsafe { ffi::Py_DECREF(o) };
-        }
+        // SAFETY: we own this reference; `verify_list` holds the GIL while dropping.
+        unsafe { ffi::Py_DECREF(self.0) };
     }
 }
 
 struct View<'a>(Vec<(&'a str, &'a [u8], &'a str)>);
-// SAFETY: the slices point into immutable str/bytes objects kept alive by `Held` for
+// SAFETY: the slices point into immutable str/bytes objects kept alive by `Held` (and the
+// tuples it owns) for
 // the whole (GIL-released) verification; nothing mutates them meanwhile.
 unsafe impl Send for View<'_> {}
 unsafe impl Sync for View<'_> {}
@@ -72,16 +72,19 @@ pub fn verify_list(
             ffi::PyErr_Clear();
             return None;
         }
-        let mut held = Held(Vec::with_capacity(n as usize));
+        let copy = ffi::PyList_GetSlice(list, 0, n);
+        if copy.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let held = Held(copy);
         let mut view = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let t = ffi::PyList_GetItem(list, i);
+            let t = ffi::PyList_GetItem(held.0, i);
             if t.is_null() || ffi::PyTuple_Check(t) == 0 || ffi::PyTuple_Size(t) != 3 {
                 ffi::PyErr_Clear();
                 return None;
             }
-            ffi::Py_INCREF(t);
-            held.0.push(t);
             let prev = contents(ffi::PyTuple_GetItem(t, 0), false)?;
             let payload = contents(ffi::PyTuple_GetItem(t, 1), true)?;
             let hash = contents(ffi::PyTuple_GetItem(t, 2), false)?;
