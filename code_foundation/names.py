@@ -33,6 +33,7 @@ class W:
     ROLLBACK = "RollbackWorkflow"
     CHAOS = "ChaosExperimentWorkflow"
     SOAK = "SoakTestWorkflow"
+    LANE = "ReleaseLaneWorkflow"
 
 
 class A:
@@ -68,3 +69,10 @@ class SoakA:
     RESOLVE = "soak.resolve_target"
     SLICE = "soak.slice"
     REPORT = "soak.report"
+
+
+class LaneA:
+    """Activity names of release lanes."""
+
+    REQUEST = "lane.request"
+    WATCH = "lane.watch_holder"
