@@ -2,7 +2,7 @@
 function, registered on the root app by :mod:`workers.cli.root`). The scenario file is
 read through :mod:`code_foundation.loader`; a bad scenario, profile or target exits 2
 naming the problem, errors or drops during the run exit 1. The engine lives in
-:mod:`loadtest`."""
+:mod:`loadtest`: the native one by default (``$CODE_LOAD_ENGINE=python``: the Python one)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def load(
     or ramping; --rate forces a constant arrival rate). Exit 1 on errors or drops."""
     from rich.live import Live
 
-    from loadtest.engine import LoadRun
+    from loadtest.native import load_run
     from loadtest.render import render_progress, render_stats
     from loadtest.scenario import make_profile, parse_scenario
 
@@ -37,7 +37,7 @@ def load(
         profile = make_profile(
             sc.load, rate=rate, duration=duration, max_vus=max_vus, source=f"{scenario} (load)"
         )
-        run = LoadRun(sc, profile, base_url=target, slo_latency_ms=slo_latency_ms)
+        run = load_run(sc, profile, base_url=target, slo_latency_ms=slo_latency_ms)
     except Exception as exc:  # noqa: BLE001 - a CLI names the problem, not a traceback
         raise fail(exc, out=console) from None
 
