@@ -20,13 +20,14 @@ async def main(address: str, task_queue: str) -> None:
     from tests.workflows.fakes import FakePlatform
     from workflows.client import connect
     from workflows.deployment import DeploymentWorkflow
+    from workflows.lane import ReleaseLaneWorkflow
     from workflows.rollback import RollbackWorkflow
 
     client = await connect(address)
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[DeploymentWorkflow, RollbackWorkflow, BareWorkflow],
+        workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow, BareWorkflow],
         activities=FakePlatform().activities(),
         activity_executor=ThreadPoolExecutor(8),
         max_concurrent_workflow_tasks=200,

@@ -55,6 +55,8 @@ ERROR_BUDGET_EXHAUSTED = "ErrorBudgetExhausted"
 APPROVAL_TIMEOUT = "ApprovalTimeout"
 ROLLBACK_FAILED = "RollbackFailed"
 ROLLBACK_IMPOSSIBLE = "RollbackImpossible"
+LANE_BUSY = "LaneBusy"
+"""``concurrency: reject`` and the lane was held: nothing was applied."""
 
 RETRYABLE: tuple[str, ...] = (
     SERVER_UNAVAILABLE,

@@ -12,15 +12,23 @@ from activities.settings import Settings
 def workflows() -> list[type]:
     from workflows.chaos import ChaosExperimentWorkflow
     from workflows.deployment import DeploymentWorkflow
+    from workflows.lane import ReleaseLaneWorkflow
     from workflows.rollback import RollbackWorkflow
     from workflows.soak import SoakTestWorkflow
 
-    return [DeploymentWorkflow, RollbackWorkflow, ChaosExperimentWorkflow, SoakTestWorkflow]
+    return [
+        DeploymentWorkflow,
+        RollbackWorkflow,
+        ReleaseLaneWorkflow,
+        ChaosExperimentWorkflow,
+        SoakTestWorkflow,
+    ]
 
 
 def activities(settings: Settings) -> list[Callable[..., Any]]:
     from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
+    from activities.lane import lane_activities
     from activities.slo import slo_activities
     from activities.soak import soak_activities
 
@@ -29,4 +37,5 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
         *chaos_activities(settings),  # chaos experiments: probes, faults, journal
         *soak_activities(settings),  # soak slices and reports
         *slo_activities(settings),  # error budgets and the audit log
+        *lane_activities(),  # release lanes: one change at a time per service/environment
     ]

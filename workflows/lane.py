@@ -15,7 +15,8 @@ Contract:
   holder's run closed. A timer, not a long-running activity, so time-skipping works.
 - A request repeated by an activity retry is recognised by (workflow id, run id).
 - History stays bounded: continue-as-new after ``max_grants_per_run`` grants or when
-  the server suggests it; the lane ends after ``idle_timeout_s`` with no holder."""
+  the server suggests it; the lane ends as soon as nothing holds or waits for it
+  (after ``idle_timeout_s`` if set), so no lane workflow outlives its work."""
 
 from __future__ import annotations
 
@@ -189,16 +190,16 @@ class ReleaseLaneWorkflow:
         while True:
             idle = self._state.holder is None and not self._state.queue
             holder = self._state.holder
+            if idle and not self._inbox and inp.idle_timeout_s == 0 and await self._drained():
+                break
             try:
                 await workflow.wait_condition(
                     lambda: bool(self._inbox),
                     timeout=timedelta(seconds=inp.idle_timeout_s) if idle else check,
                 )
             except TimeoutError:
-                if idle and not self._inbox:
-                    self._log("idle: lane closed")
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    return self._state
+                if idle and not self._inbox and await self._drained():
+                    break
                 if not idle:
                     await self._check_holder()
                     check = min(check * 2, CHECK_MAX)
@@ -228,3 +229,12 @@ class ReleaseLaneWorkflow:
                         max_grants_per_run=inp.max_grants_per_run,
                     )
                 )
+        # nothing held, nobody waiting: the lane ends (the next request starts it again)
+        self._log("idle: lane closed")
+        return self._state
+
+    async def _drained(self) -> bool:
+        """True when no signal is left to handle: a request that arrives while the lane
+        is about to end is kept (the end is given up), never lost."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return not self._inbox

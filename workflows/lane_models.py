@@ -22,6 +22,11 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def lane_target(platform: str, namespace: str | None = None) -> str:
+    """The platform target a lane covers: the platform, and the namespace when one is set."""
+    return platform + (f".{namespace}" if namespace else "")
+
+
 def lane_id(service: str, environment: str, target: str = "local") -> str:
     """The lane workflow id of one service/environment/platform target."""
     parts = [service, environment, target or "local"]
@@ -75,7 +80,9 @@ class LaneState(_M):
 class LaneInput(_M):
     lane: str
     state: LaneState | None = None
-    idle_timeout_s: float = Field(600.0, gt=0, description="end the lane after this long idle")
+    idle_timeout_s: float = Field(
+        0.0, ge=0, description="stay open this long with nothing to do (0: end at once)"
+    )
     max_grants_per_run: int = Field(100, gt=0, description="continue-as-new after this many")
 
 

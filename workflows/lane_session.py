@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -19,7 +20,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from code_foundation.error_types import NON_RETRYABLE
-    from code_foundation.names import LaneA
+    from code_foundation.names import TASK_QUEUE, LaneA
     from workflows.inputs import parse_input
     from workflows.lane_models import (
         GRANT_SIGNAL,
@@ -41,21 +42,23 @@ REQUEST_RETRY = RetryPolicy(
 
 class LaneSession:
     def __init__(self, lane: str, kind: HolderKind, policy: LanePolicy, description: str) -> None:
-        self.lane = lane
+        # one engine = one task queue: workers on another queue (another installation,
+        # or a test's own queue) have lanes of their own, served by their own workers
+        queue = workflow.info().task_queue
+        self.lane = lane if queue == TASK_QUEUE else f"{lane}@{queue}"
         self.kind: HolderKind = kind
         self.policy: LanePolicy = policy
         self.description = description
         self.reply: LaneReply | None = None
         self.queued: LaneReply | None = None
         self.held = False
+        self.requested = False
         workflow.set_signal_handler(GRANT_SIGNAL, self._on_reply)
 
     def _on_reply(self, raw: Any) -> None:
         try:
             reply = parse_input(LaneReply, raw, "lane reply")
         except ApplicationError:
-            return
-        if reply.lane != self.lane:
             return
         if reply.state == "queued":
             if self.reply is None:
@@ -71,9 +74,14 @@ class LaneSession:
         return f"queued behind {self.queued.holder} (position {self.queued.position})"
 
     async def acquire(
-        self, service: str = "", environment: str = "", search_attributes: bool = True
-    ) -> LaneReply:
-        """Wait until the lane is granted or rejected; returns the lane's answer."""
+        self,
+        service: str = "",
+        environment: str = "",
+        search_attributes: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> LaneReply | None:
+        """Wait until the lane is granted or rejected and return the lane's answer; None
+        when ``stop()`` became true first (the run then leaves the queue on release)."""
         info = workflow.info()
         req = LaneRequest(
             lane=self.lane,
@@ -84,6 +92,7 @@ class LaneSession:
             description=self.description,
             requested_at=workflow.now(),
         )
+        self.requested = True
         await workflow.execute_activity(
             LaneA.REQUEST,
             LaneRequestInput(
@@ -96,17 +105,18 @@ class LaneSession:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=REQUEST_RETRY,
         )
-        await workflow.wait_condition(lambda: self.reply is not None)
+        await workflow.wait_condition(
+            lambda: self.reply is not None or (stop is not None and stop())
+        )
         reply = self.reply
-        if reply is None:  # pragma: no cover - wait_condition guarantees it
-            raise RuntimeError("lane reply missing")
-        self.held = reply.state == "granted"
+        self.held = reply is not None and reply.state == "granted"
         return reply
 
     async def release(self, outcome: str) -> None:
-        if not self.held:
+        """Give the lane back (or leave its queue); once, whatever happened before."""
+        if not self.requested or (self.reply is not None and not self.held):
             return
-        self.held = False
+        self.held = self.requested = False
         info = workflow.info()
         # if the signal fails, the lane's check frees it once this run closes
         with contextlib.suppress(FailureError):

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.lane_models import LanePolicy
 from workflows.spec import DeploymentSpec, Platform, StrategyType
 
 Outcome = Literal["promoted", "rolled_back", "aborted", "failed", "running"]
@@ -24,6 +25,7 @@ Phase = Literal[
     "starting",
     "waiting for approval",
     "waiting for error-budget override",
+    "queued",
     "rolling back",
     "done",
 ]
@@ -82,6 +84,10 @@ class DeployStatus(_M):
     version: str
     strategy: StrategyType
     phase: Phase = "starting"
+    lane: str | None = Field(None, description="the release lane this run takes")
+    queued_behind: str | None = Field(
+        None, description="while queued: the workflow holding the lane"
+    )
     current_step: int = -1
     total_steps: int = 0
     step_description: str = ""
@@ -142,6 +148,10 @@ class RollbackInput(_M):
     set_search_attributes: bool = True
     platform: Platform = "local"
     namespace: str | None = None
+    lane_held: bool = Field(
+        False, description="run under the caller's lane (a deployment's compensation)"
+    )
+    concurrency: LanePolicy = "queue"
 
 
 class RollbackResult(_M):

@@ -8,13 +8,14 @@ version, and records the outcome in the ledger. Started as a child by
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from code_foundation.error_types import NON_RETRYABLE, ROLLBACK_IMPOSSIBLE
+    from code_foundation.error_types import LANE_BUSY, NON_RETRYABLE, ROLLBACK_IMPOSSIBLE
     from code_foundation.names import SA_OUTCOME, A, W
     from workflows.models import (
         ApplyVersionInput,
@@ -33,6 +34,9 @@ with workflow.unsafe.imports_passed_through():
         SetTrafficInput,
         SetTrafficResult,
     )
+    from workflows.inputs import parse_input
+    from workflows.lane_models import lane_id, lane_target
+    from workflows.lane_session import LaneSession
     from workflows.spec import DeploymentSpec, Platform
 
 # rollbacks must always finish: retry for a long time, never give up on transient errors
@@ -56,7 +60,28 @@ class RollbackWorkflow:
         return self._phase
 
     @workflow.run
-    async def run(self, inp: RollbackInput) -> RollbackResult:
+    async def run(self, raw: Any) -> RollbackResult:
+        inp = parse_input(RollbackInput, raw, "rollback input")
+        lane: LaneSession | None = None
+        if not inp.lane_held and workflow.patched("release-lanes"):
+            # a manual rollback changes the platform: it takes the lane like a deployment
+            lane = LaneSession(
+                lane_id(inp.service, inp.environment, lane_target(inp.platform, inp.namespace)),
+                "rollback",
+                inp.concurrency,
+                f"rollback to {inp.to_version or 'last known good'}",
+            )
+            self._phase = f"waiting for lane {lane.lane}"
+            reply = await lane.acquire(inp.service, inp.environment, inp.set_search_attributes)
+            if reply is not None and reply.state == "rejected":
+                raise ApplicationError(reply.reason, type=LANE_BUSY, non_retryable=True)
+        try:
+            return await self._rollback(inp)
+        finally:
+            if lane is not None:
+                await lane.release("done")
+
+    async def _rollback(self, inp: RollbackInput) -> RollbackResult:
         wid = workflow.info().workflow_id
         key = f"{wid}:{workflow.info().run_id[:8]}"
         self._phase = "describing platform"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from code_foundation.durations import Duration, format_duration
 from code_foundation.loader import load_text
+from workflows.lane_models import LanePolicy, lane_id, lane_target
 
 Platform = Literal["local", "kubernetes"]
 StrategyType = Literal["rolling", "blue_green", "canary"]
@@ -335,6 +336,11 @@ class DeploymentSpec(_Model):
     version: str = Field(pattern=_VERSION)
     platform: Platform = "local"
     namespace: str | None = Field(None, pattern=_NAME)
+    concurrency: LanePolicy = Field(
+        "queue",
+        description="when another run holds this service's release lane: queue (wait your "
+        "turn), supersede (abort the holder, which rolls back, then go) or reject (fail now)",
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     artifact: Artifact
     replicas: int = Field(1, ge=1, le=100)
@@ -349,6 +355,13 @@ class DeploymentSpec(_Model):
 
     def workflow_id(self) -> str:
         return f"deploy-{self.service}-{self.environment}-{self.version}"
+
+    def lane_id(self) -> str:
+        """The release lane of this service/environment/platform target."""
+        return lane_id(self.service, self.environment, self.lane_target())
+
+    def lane_target(self) -> str:
+        return lane_target(self.platform, self.namespace)
 
 
 def parse_spec(text: str | bytes, source: str = "spec") -> DeploymentSpec:

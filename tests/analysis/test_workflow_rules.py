@@ -21,6 +21,7 @@ from code_foundation.names import A
 from tests.workflows.fakes import FakePlatform
 from workflows.analysis import overall
 from workflows.deployment import DeploymentWorkflow
+from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import (
     AnalyseInput,
     AnalysisResult,
@@ -98,7 +99,7 @@ async def start(
     w = Worker(
         env.client,
         task_queue=tq,
-        workflows=[DeploymentWorkflow, RollbackWorkflow],
+        workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
         activities=[*acts, scripted.activity()],
     )
     await w.__aenter__()

@@ -10,6 +10,7 @@ from temporalio.worker import Worker
 
 from tests.workflows.fakes import FakePlatform
 from workflows.deployment import DeploymentWorkflow
+from workflows.lane import ReleaseLaneWorkflow
 from workflows.rollback import RollbackWorkflow
 from workflows.spec import DeploymentSpec, parse_spec
 
@@ -58,7 +59,7 @@ def fake_worker(
         Worker(
             client,
             task_queue=tq,
-            workflows=[DeploymentWorkflow, RollbackWorkflow],
+            workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
             activities=list(by_name.values()),
             **kw,
         ),

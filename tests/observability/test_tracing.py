@@ -6,24 +6,40 @@ and the worker built by ``workers.worker.build_worker``."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections import defaultdict
 
-import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.settings import Settings
+from tests.ci import require_module
 from tests.observability.helpers import canary_spec
 from tests.servers import free_port
+from tests.waiting import wait_until_async
 from tests.workflows.fakes import FakePlatform
 from workers import telemetry
 from workers.worker import build_worker
 from workflows.deployment import DeploymentWorkflow
+from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import DeployInput, DeployResult
 from workflows.rollback import RollbackWorkflow
 
-oteltap = pytest.importorskip("oteltap")
+oteltap = require_module("oteltap")
+
+
+class EndedSpans(SpanProcessor):
+    """Counts the spans that ended (each one is also handed to the exporter)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()  # spans end on activity threads too
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self._lock:
+            self.count += 1
 
 
 def _attr(span, key: str) -> str | None:  # type: ignore[no-untyped-def]
@@ -42,6 +58,8 @@ async def test_one_trace_per_deployment(ts_env: WorkflowEnvironment) -> None:
     port = free_port()
     settings = Settings(otlp_endpoint=f"http://127.0.0.1:{port}")
     provider = TracerProvider(resource=Resource.create({"service.name": "code-test"}))
+    ended = EndedSpans()  # how many spans the receiver must have seen after the flush
+    provider.add_span_processor(ended)
     provider.add_span_processor(
         BatchSpanProcessor(
             OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"),
@@ -61,7 +79,8 @@ async def test_one_trace_per_deployment(ts_env: WorkflowEnvironment) -> None:
                 spans.append(s)
 
         collector = asyncio.create_task(collect())
-        await asyncio.sleep(0.2)
+        # one turn of the loop runs collect() up to its first await: subscribed from here on
+        await asyncio.sleep(0)
         base = ts_env.client.config()  # keep the time-skipping interceptor, add tracing
         client = Client(
             **{
@@ -76,7 +95,7 @@ async def test_one_trace_per_deployment(ts_env: WorkflowEnvironment) -> None:
             settings,
             task_queue=tq,
             activities=fake.activities(),
-            workflows=[DeploymentWorkflow, RollbackWorkflow],
+            workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
         )
         wids = [f"trace-{v}-{uuid.uuid4().hex[:6]}" for v in ("v1", "v2")]
         async with worker:
@@ -89,13 +108,11 @@ async def test_one_trace_per_deployment(ts_env: WorkflowEnvironment) -> None:
                     result_type=DeployResult,
                 )
                 assert res.outcome == "promoted"
-        provider.force_flush()
-        for _ in range(100):  # until the receiver has seen the last activity's span
-            if sum(1 for s in spans if s.name.startswith("RunActivity")) >= 8 and len(spans) > 20:
-                await asyncio.sleep(0.5)
-                break
-            await asyncio.sleep(0.1)
+        assert provider.force_flush(), "spans not exported"
+        # every span ended so far has been exported: wait until the receiver streamed them all
+        await wait_until_async(lambda: len(spans) >= ended.count, 30, "all exported spans")
         collector.cancel()
+    assert len(spans) == ended.count > 20
 
     by_trace: dict[bytes, list] = defaultdict(list)
     for s in spans:
@@ -133,6 +150,6 @@ async def test_one_trace_per_deployment(ts_env: WorkflowEnvironment) -> None:
         assert any(_attr(s, "code.service") == "shop" for s in domain)
     # two deployments, two traces
     assert len({roots[w][0].trace_id for w in wids}) == 2
-    if wids:  # the v2 canary ran its analysis activity inside its trace
-        trace = by_trace[roots[wids[1]][0].trace_id]
-        assert any(s.name == "RunActivity:analysis.run" for s in trace)
+    # the v2 canary ran its analysis activity inside its trace
+    trace = by_trace[roots[wids[1]][0].trace_id]
+    assert any(s.name == "RunActivity:analysis.run" for s in trace)

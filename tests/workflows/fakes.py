@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.lane import lane_activities
 from code_foundation.names import A
 from workflows.models import (
     AnalyseInput,
@@ -138,4 +139,18 @@ class FakePlatform:
             p.audits.append(inp)
             return AuditResult(seq=len(p.audits) - 1, hash="0" * 64)
 
-        return [validate, apply, traffic, retire, describe, analyse, record, last_good, noop, audit]
+        # release lanes are Temporal itself, not a platform: the real lane activities
+        lanes = lane_activities()
+        return [
+            validate,
+            apply,
+            traffic,
+            retire,
+            describe,
+            analyse,
+            record,
+            last_good,
+            noop,
+            audit,
+            *lanes,
+        ]

@@ -57,6 +57,7 @@ class LaneTestHolder:
     async def run(self, inp: HoldInput) -> HoldResult:
         s = self._session = LaneSession(inp.lane, inp.kind, inp.policy, "test holder")  # type: ignore[arg-type]
         reply = await s.acquire(search_attributes=False)
+        assert reply is not None
         behind = s.queued.holder if s.queued and s.queued.holder else ""
         if reply.state != "granted":
             return HoldResult(state=reply.state, queued_behind=reply.holder or "")

@@ -4,17 +4,19 @@ and time out per spec, failures roll back, validation failures apply nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from tests.waiting import wait_until_async
 from tests.workflows.fakes import FakePlatform
 from workflows.deployment import DeploymentWorkflow
+from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import ApproveInput, ControlInput, DeployInput, DeployResult, DeployStatus
 from workflows.rollback import RollbackWorkflow
 from workflows.spec import parse_spec
@@ -60,13 +62,25 @@ async def run_deploy(
     )
 
 
+async def status_when(
+    handle: WorkflowHandle, cond: Callable[[DeployStatus], bool], what: str, timeout: float = 10
+) -> DeployStatus:
+    """Query the status until ``cond`` holds (queries do not skip time: the run stays put)."""
+
+    async def probe() -> DeployStatus | None:
+        st: DeployStatus = await handle.query(DeploymentWorkflow.status)
+        return st if cond(st) else None
+
+    return await wait_until_async(probe, timeout, what)
+
+
 def worker(env: WorkflowEnvironment, fake: FakePlatform) -> tuple[Worker, str]:
     tq = f"tq-{uuid.uuid4()}"
     return (
         Worker(
             env.client,
             task_queue=tq,
-            workflows=[DeploymentWorkflow, RollbackWorkflow],
+            workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
             activities=fake.activities(),
         ),
         tq,
@@ -80,16 +94,12 @@ async def test_first_release_then_canary_with_hours_of_pauses(ts_env: WorkflowEn
         first = await run_deploy(ts_env, fake, spec("v1"), tq)
         assert first.outcome == "promoted" and first.previous_version is None
         assert fake.weights == {"v1": 100}
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        # 8h30m of pauses and analysis windows: the time-skipping server fires the timers
         res = await run_deploy(ts_env, fake, spec("v2"), tq)
-        wall = loop.time() - t0
     assert res.outcome == "promoted", res.reason
     assert res.previous_version == "v1"
     assert fake.weights == {"v2": 100}
     assert "v1" not in fake.running
-    # 8h30m of pauses/analysis windows in a few seconds of wall time
-    assert wall < 30
     assert fake.analysis_calls == 3
     traffic = [op for op in fake.ops if op[0] == "traffic"]
     assert ("traffic", repr([("v1", 80), ("v2", 20)])) in traffic
@@ -129,11 +139,7 @@ async def test_abort_mid_pause_compensates(ts_env: WorkflowEnvironment) -> None:
             task_queue=tq,
         )
         # wait until the canary holds 20% and the 2h pause is running
-        for _ in range(100):
-            st: DeployStatus = await handle.query(DeploymentWorkflow.status)
-            if st.phase == "pause":
-                break
-            await asyncio.sleep(0.1)
+        st = await status_when(handle, lambda st: st.phase == "pause", "the 2h pause")
         assert st.weights == {"v1": 80, "v2": 20}
         await handle.signal(
             DeploymentWorkflow.abort, ControlInput(identity="alice", reason="looks wrong")
@@ -167,12 +173,8 @@ async def test_approval_gate_waits_records_who_and_rejects_strangers(
             id=f"deploy-{uuid.uuid4()}",
             task_queue=tq,
         )
-        for _ in range(100):
-            st = await handle.query(DeploymentWorkflow.status)
-            if st.waiting_for_approval:
-                break
-            await asyncio.sleep(0.1)
-        assert st.waiting_for_approval
+        st = await status_when(handle, lambda st: st.waiting_for_approval, "the approval gate")
+        assert st.weights == {"v1": 50, "v2": 50}
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await handle.execute_update(
                 DeploymentWorkflow.approve, ApproveInput(identity="mallory")
@@ -258,14 +260,20 @@ async def test_cancel_mid_analysis_compensates(ts_env: WorkflowEnvironment) -> N
             id=f"deploy-{uuid.uuid4()}",
             task_queue=tq,
         )
-        for _ in range(100):
-            st = await handle.query(DeploymentWorkflow.status)
-            if st.phase == "pause":
-                break
-            await asyncio.sleep(0.1)
+        st = await status_when(handle, lambda st: st.phase == "pause", "the 2h pause")
+        assert st.weights == {"v1": 80, "v2": 20} and fake.analysis_calls == 0
+        # past the pause (2h) and the first analysis interval (10m), before the second
+        await ts_env.sleep(timedelta(hours=2, minutes=15))
+        st = await status_when(
+            handle,
+            lambda st: st.phase == "analysis" and st.last_analysis is not None,
+            "the first analysis result",
+        )
+        assert fake.analysis_calls == 1 and st.weights == {"v1": 80, "v2": 20}
         await handle.cancel()
         res = await handle.result()
     assert res.outcome == "aborted"
+    assert fake.analysis_calls == 1  # cancelled mid-analysis: no further interval ran
     assert fake.weights == {"v1": 100}
 
 

@@ -41,6 +41,12 @@ async def _start(env: WorkflowEnvironment, tq: str, lane: str, name: str, **kw: 
     )
 
 
+async def _final_state(env: WorkflowEnvironment, lane: str) -> LaneState:
+    """The lane's state when it ended (it ends once nothing holds or waits for it).
+    ``lane`` is the lane's workflow id: the requested name and ``@<task queue>``."""
+    return await env.client.get_workflow_handle(lane, result_type=LaneState).result()
+
+
 async def _lane_state(env: WorkflowEnvironment, lane: str) -> LaneState:
     return await env.client.get_workflow_handle(lane).query(
         ReleaseLaneWorkflow.state, result_type=LaneState
@@ -67,7 +73,7 @@ async def test_queue_serialises_holders_in_order(ts_env: WorkflowEnvironment) ->
         await _until(lambda: _in(c, "queued"), "c queued")
         assert await c.query("waiting") == f"queued behind {a.id} (position 2)"
         ra, rb, rc = await a.result(), await b.result(), await c.result()
-        state = await _lane_state(ts_env, lane)
+        state = await _final_state(ts_env, f"{lane}@{tq}")
     assert ra.state == rb.state == rc.state == "granted"
     assert ra.released_at is not None and rb.granted_at is not None and rb.released_at is not None
     assert rc.granted_at is not None
@@ -84,7 +90,7 @@ async def test_reject_names_the_holder(ts_env: WorkflowEnvironment) -> None:
         await _until(lambda: _in(a, "granted"), "a holds")
         r = await (await _start(ts_env, tq, lane, "r", policy="reject")).result()
         assert r.state == "rejected" and r.queued_behind == a.id
-        assert (await _lane_state(ts_env, lane)).holder.holder_id == a.id  # type: ignore[union-attr]
+        assert (await _lane_state(ts_env, f"{lane}@{tq}")).holder.holder_id == a.id  # type: ignore[union-attr]
         await a.result()
 
 
@@ -130,16 +136,16 @@ async def test_malformed_acquire_changes_nothing(ts_env: WorkflowEnvironment) ->
     async with w:
         a = await _start(ts_env, tq, lane, "a", hold_s=600)
         await _until(lambda: _in(a, "granted"), "a holds")
-        handle = ts_env.client.get_workflow_handle(lane)
+        handle = ts_env.client.get_workflow_handle(f"{lane}@{tq}")
         await handle.signal("acquire", {"lane": lane, "policy": "teleport"})
         await handle.signal("acquire", "not even an object")
 
         async def logged() -> bool:
-            st = await _lane_state(ts_env, lane)
+            st = await _lane_state(ts_env, f"{lane}@{tq}")
             return sum("malformed" in e.what for e in st.recent) == 2
 
         await _until(logged, "both malformed requests logged")
-        st = await _lane_state(ts_env, lane)
+        st = await _lane_state(ts_env, f"{lane}@{tq}")
         assert st.holder is not None and st.holder.holder_id == a.id and st.queue == []
         await a.result()
 
@@ -152,21 +158,25 @@ async def test_lane_continues_as_new_and_keeps_its_history_small(
     async with w:
         from workflows.lane_models import LaneInput
 
+        lid = f"{lane}@{tq}"  # a lane per task queue: the test's own
         first = await ts_env.client.start_workflow(
-            W.LANE, LaneInput(lane=lane, max_grants_per_run=3), id=lane, task_queue=tq
+            W.LANE,
+            LaneInput(lane=lid, max_grants_per_run=3, idle_timeout_s=5),
+            id=lid,
+            task_queue=tq,
         )
-        for i in range(8):
-            h = await _start(ts_env, tq, lane, f"h{i}", hold_s=1)
+        holders = [await _start(ts_env, tq, lane, f"h{i}", hold_s=1) for i in range(8)]
+        for h in holders:
             assert (await h.result()).state == "granted"
-        st = await _lane_state(ts_env, lane)
+        st = await _final_state(ts_env, f"{lane}@{tq}")
         assert st.granted_total == 8, "the count carried over every continue-as-new"
-        latest = ts_env.client.get_workflow_handle(lane)
+        latest = ts_env.client.get_workflow_handle(lid)
         desc = await latest.describe()
         events = [e async for e in latest.fetch_history_events()]
         first_events = [
             e
             async for e in ts_env.client.get_workflow_handle(
-                lane, run_id=first.result_run_id
+                lid, run_id=first.result_run_id
             ).fetch_history_events()
         ]
     assert desc.run_id != first.result_run_id, "the lane continued as new"

@@ -1,5 +1,6 @@
 """Committed histories of every workflow type replay against today's code; a
-non-deterministic change (a reordered activity) makes replay fail.
+non-deterministic change (two activity calls of the real workflow class swapped, see
+:mod:`tests.workflows.reordered`) makes the replay of every committed history fail.
 Regenerate with ``python scripts/record_histories.py`` after a versioned change."""
 
 from __future__ import annotations
@@ -9,18 +10,31 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
 
-from tests.workflows.reordered import ReorderedRollback
+from tests.workflows.reordered import SwapActivities, plan_swap
+from workers import registry
+from workflows.chaos import ChaosExperimentWorkflow
 from workflows.client import data_converter
 from workflows.deployment import DeploymentWorkflow
 from workflows.rollback import RollbackWorkflow
+from workflows.soak import SoakTestWorkflow
 
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+TESTS = Path(__file__).resolve().parents[1]
+HISTORIES = TESTS / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))
+# every committed history of every workflow type, for the negative controls
+ALL_FILES = sorted(TESTS.glob("**/histories/*.json"))
+# every workflow the worker registers, by workflow type name (their class names)
+CLASSES: dict[str, type] = {cls.__name__: cls for cls in registry.workflows()}
 
 
 def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def kind(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
 
 
 def test_every_workflow_type_has_a_committed_history() -> None:
@@ -39,10 +53,31 @@ async def test_history_replays(path: Path) -> None:
     await replayer.replay_workflow(load(path))
 
 
-async def test_non_deterministic_change_fails_replay() -> None:
-    replayer = Replayer(workflows=[ReorderedRollback], data_converter=data_converter())
-    result = await replayer.replay_workflow(
-        load(HISTORIES / "rollback_manual.json"), raise_on_replay_failure=False
+def test_every_workflow_type_has_a_negative_control() -> None:
+    kinds = {kind(load(p)) for p in ALL_FILES}
+    assert kinds <= set(CLASSES), kinds - set(CLASSES)  # histories of registered types only
+    required = {DeploymentWorkflow, RollbackWorkflow, ChaosExperimentWorkflow, SoakTestWorkflow}
+    assert {c.__name__ for c in required} <= kinds
+
+
+@pytest.mark.parametrize(
+    "path", ALL_FILES, ids=[f"{p.parent.parent.name}-{p.stem}" for p in ALL_FILES]
+)
+@pytest.mark.parametrize("which", ["first", "last"])
+async def test_non_deterministic_change_fails_replay(path: Path, which: str) -> None:
+    """The real class replays its committed history cleanly; the same class with two
+    activity calls swapped (the first or the last swappable pair) does not."""
+    history = load(path)
+    cls = CLASSES[kind(history)]
+    clean = await Replayer(workflows=[cls], data_converter=data_converter()).replay_workflow(
+        history, raise_on_replay_failure=False
     )
-    assert result.replay_failure is not None
-    assert "nondetermin" in str(result.replay_failure).lower()
+    assert clean.replay_failure is None, clean.replay_failure
+    swap = plan_swap(history, which)
+    replayer = Replayer(
+        workflows=[cls], interceptors=[SwapActivities(swap)], data_converter=data_converter()
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError), (swap, result.replay_failure)
+    # the error names the activity the reordered code scheduled where the history has another
+    assert swap.second in str(result.replay_failure), result.replay_failure

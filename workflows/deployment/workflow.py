@@ -3,7 +3,10 @@
 validate → error-budget gate → record intent → snapshot last-known-good → apply →
 strategy steps (:mod:`~workflows.deployment.strategies`) → approval gate → promote
 → record. Handlers: ``approve`` is an Update (validated by
-:func:`~workflows.deployment.gates.approve_problem`, audited, records who);
+:func:`~workflows.deployment.gates.approve_problem`, audited, records who; it
+counts for the gate that waited when it was accepted: after an abort, or once
+that gate was approved, it answers ``accepted=False`` — abort wins, a duplicate
+never passes the next gate);
 ``pause``/``resume``/``abort`` are Signals carrying identity; ``status`` is a Query.
 Failure, abort or cancellation compensates through a child ``RollbackWorkflow``
 (:mod:`~workflows.deployment.compensation`). The run waits for every handler to
@@ -15,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from code_foundation.error_types import DEPLOYMENT_FAILED, POLICY_VIOLATION
+    from code_foundation.error_types import DEPLOYMENT_FAILED, LANE_BUSY, POLICY_VIOLATION
     from code_foundation.names import SA_OUTCOME, A, W
     from workflows.deployment import gates, strategies
     from workflows.deployment.compensation import compensate
@@ -57,7 +61,13 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
     )
+    from workflows.inputs import parse_input
+    from workflows.lane_session import LaneSession
     from workflows.spec import DeploymentSpec, PauseSpec
+
+
+class LaneRejected(Exception):
+    """``concurrency: reject`` and the lane is held: the run fails, nothing applied."""
 
 
 @workflow.defn(name=W.DEPLOYMENT)
@@ -72,14 +82,25 @@ class DeploymentWorkflow:
         self.search_attributes_on = True
         self.applied = False
         self.previous: str | None = None
+        self._lane: LaneSession | None = None
 
     # ------------------------------------------------------------ handlers
     @workflow.query
     def status(self) -> DeployStatus:
-        return self.progress
+        st = self.progress
+        lane = self._lane
+        if lane is not None and lane.reply is None:  # still waiting for the lane
+            queued = lane.queued
+            return st.model_copy(
+                update={"queued_behind": queued.holder if queued else None, "reason": lane.waiting}
+            )
+        return st
 
     @workflow.update
-    async def approve(self, inp: ApproveInput) -> ApproveResult:
+    async def approve(self, raw: Any) -> ApproveResult:
+        inp = parse_input(ApproveInput, raw, "approve")
+        # an approval counts for the gate that waited when it was accepted, and only then
+        gate_seq = self.approvals.seq
         # audited before it takes effect: the approver's identity lands in the hash-chained log
         if workflow.patched("audit-approvals"):
             await gates.audit(
@@ -93,14 +114,29 @@ class DeploymentWorkflow:
             return ApproveResult(
                 accepted=True, identity=inp.identity, message="error-budget override granted"
             )
+        if workflow.patched("approval-binds-its-gate"):
+            late = self._late_approval(gate_seq)
+            if late:  # abort wins; a duplicate or late approval never passes another gate
+                return ApproveResult(accepted=False, identity=inp.identity, message=late)
         self.approvals.seq += 1
         self.approvals.approved_by.append(inp.identity)
         if self._status:
             self._status.approvals.append(inp.identity)
         return ApproveResult(accepted=True, identity=inp.identity, message="approved")
 
+    def _late_approval(self, gate_seq: int) -> str | None:
+        """Why an approval accepted at ``gate_seq`` no longer applies (None: it applies)."""
+        if self._abort is not None:
+            return f"not applied: {self._abort.identity} aborted the deployment (abort wins)"
+        if self.approvals.seq != gate_seq:
+            return f"not applied: the gate was already approved by {self.approvals.approved_by[-1]}"
+        if not self.approvals.waiting_approval:
+            return "not applied: nothing waits for approval any more"
+        return None
+
     @approve.validator
-    def _validate_approve(self, inp: ApproveInput) -> None:
+    def _validate_approve(self, raw: Any) -> None:
+        inp = _parsed(ApproveInput, raw, "approve")
         problem = gates.approve_problem(
             self._spec if self._status is not None else None, inp, self.approvals
         )
@@ -108,17 +144,34 @@ class DeploymentWorkflow:
             raise ValueError(problem)
 
     @workflow.signal
-    def pause(self, inp: ControlInput) -> None:
+    def pause(self, raw: Any) -> None:
+        inp = self._control(raw, "pause")
+        if inp is None:
+            return
         self._paused = True
         self.note(f"paused by {inp.identity}")
 
     @workflow.signal
-    def resume(self, inp: ControlInput) -> None:
+    def resume(self, raw: Any) -> None:
+        inp = self._control(raw, "resume")
+        if inp is None:
+            return
         self._paused = False
         self.note(f"resumed by {inp.identity}")
 
+    def _control(self, raw: Any, what: str) -> ControlInput | None:
+        """A signal's argument, or None (noted in the status) when it is malformed."""
+        try:
+            return parse_input(ControlInput, raw, what)
+        except ApplicationError as err:
+            self.note(f"ignored a malformed {what} signal: {err.message}")
+            return None
+
     @workflow.signal
-    def abort(self, inp: ControlInput) -> None:
+    def abort(self, raw: Any) -> None:
+        inp = self._control(raw, "abort")
+        if inp is None:
+            return
         if self._abort is None:
             self._abort = inp
             self.note(f"abort requested by {inp.identity}: {inp.reason}")
@@ -220,7 +273,8 @@ class DeploymentWorkflow:
 
     # ------------------------------------------------------------ run
     @workflow.run
-    async def run(self, inp: DeployInput) -> DeployResult:
+    async def run(self, raw: Any) -> DeployResult:
+        inp = parse_input(DeployInput, raw, "deployment input")
         spec = inp.spec
         self._spec = spec
         self.actor = inp.actor
@@ -235,15 +289,23 @@ class DeploymentWorkflow:
             total_steps=len(spec.strategy.canary.steps) if spec.strategy.canary else 1,
         )
         try:
-            result = await self._deploy(spec)
-        except (
-            Aborted,
-            asyncio.CancelledError,
-            ActivityError,
-            ApplicationError,
-            ChildWorkflowError,
-        ) as exc:
-            result = await compensate(self, spec, exc)
+            try:
+                result = await self._deploy(spec)
+            except (
+                Aborted,
+                asyncio.CancelledError,
+                ActivityError,
+                ApplicationError,
+                ChildWorkflowError,
+            ) as exc:
+                result = await compensate(self, spec, exc)
+        except LaneRejected as rej:
+            status.outcome, status.phase, status.reason = "failed", "done", str(rej)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(str(rej), type=LANE_BUSY, non_retryable=True) from None
+        finally:
+            if self._lane is not None:  # given back however the run ends
+                await self._lane.release(status.outcome)
         status.outcome = result.outcome
         status.phase = "done"
         status.reason = result.reason
@@ -256,6 +318,23 @@ class DeploymentWorkflow:
             # nothing ran: surface as a failed workflow so the UI shows it red
             raise ApplicationError(result.reason, type=DEPLOYMENT_FAILED, non_retryable=True)
         return result
+
+    async def _take_lane(self, spec: DeploymentSpec) -> None:
+        """Wait for this service's release lane (the stable version is read after it)."""
+        status = self.progress
+        lane = self._lane = LaneSession(
+            spec.lane_id(), "deployment", spec.concurrency, f"deploy {spec.version}"
+        )
+        status.lane, status.phase = lane.lane, "queued"
+        reply = await lane.acquire(
+            spec.service,
+            spec.environment,
+            self.search_attributes_on,
+            stop=lambda: self._abort is not None,
+        )
+        if reply is not None and reply.state == "rejected":
+            raise LaneRejected(reply.reason)
+        self.check_abort()
 
     async def _deploy(self, spec: DeploymentSpec) -> DeployResult:
         status = self.progress
@@ -277,6 +356,8 @@ class DeploymentWorkflow:
             )
         self.end_step(rec, "ok", "; ".join(val.warnings))
         await gates.error_budget_gate(self, spec)
+        if workflow.patched("release-lanes"):
+            await self._take_lane(spec)
         await self.ledger("intent")
         lkg = await workflow.execute_activity(
             A.LEDGER_LAST_GOOD,
@@ -368,3 +449,11 @@ class DeploymentWorkflow:
             reason=f"{spec.version} promoted"
             + (f", {stable} retired" if stable else " (first release)"),
         )
+
+
+def _parsed(model: type[ApproveInput], raw: Any, what: str) -> ApproveInput:
+    """For validators: a malformed argument is rejected with a ValueError naming its fields."""
+    try:
+        return parse_input(model, raw, what)
+    except ApplicationError as err:
+        raise ValueError(err.message) from None
