@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -30,7 +31,8 @@ from workers.cli.common import (
     run_async,
     ui_link,
 )
-from workers.cli.progress import follow, render_status
+from workers.cli.lanes import busy_reason, lane_state, lane_workflow_id
+from workers.cli.progress import follow, lane_busy, render_status
 from workflows.spec import DeploymentSpec, spec_json_schema
 
 
@@ -76,6 +78,13 @@ async def _deploy(spec: DeploymentSpec, wait: bool, actor: str) -> int:
 
     settings = Settings()
     client = await client_for(settings)
+    if spec.concurrency == "reject":
+        lane = lane_workflow_id(
+            spec.service, spec.environment, settings.task_queue, spec.platform, spec.namespace
+        )
+        busy = busy_reason(await lane_state(client, lane))
+        if busy:
+            raise fail(busy, 2)
     try:
         handle = await start_deployment(client, spec, actor, settings.task_queue)
     except WorkflowAlreadyStartedError:
@@ -89,12 +98,18 @@ async def _deploy(spec: DeploymentSpec, wait: bool, actor: str) -> int:
     return await follow(client, handle.id, settings)
 
 
-def status(workflow_id: str, watch: bool = typer.Option(False, help="follow until done")) -> None:
-    """Show the status of a deployment."""
-    raise typer.Exit(run_async(_status(workflow_id, watch)))
+def status(
+    workflow_id: str,
+    watch: bool = typer.Option(False, help="follow until done"),
+    output: str = typer.Option("text", "--output", "-o", help="text or json"),
+) -> None:
+    """Show the status of a deployment (while queued: who holds its release lane)."""
+    if output not in ("text", "json"):
+        raise fail(f"--output must be text or json, not {output!r}", 2)
+    raise typer.Exit(run_async(_status(workflow_id, watch, output)))
 
 
-async def _status(workflow_id: str, watch: bool) -> int:
+async def _status(workflow_id: str, watch: bool, output: str = "text") -> int:
     from workflows.models import DeployStatus
 
     settings = Settings()
@@ -106,7 +121,10 @@ async def _status(workflow_id: str, watch: bool) -> int:
         st = await handle.query("status", result_type=DeployStatus)
     except Exception as exc:  # noqa: BLE001 - any failure to query is reported the same way
         raise fail(f"cannot query {workflow_id}: {exc}") from None
-    console.print(render_status(st, ui_link(settings, workflow_id)))
+    if output == "json":
+        sys.stdout.write(st.model_dump_json(indent=2) + "\n")
+    else:
+        console.print(render_status(st, ui_link(settings, workflow_id)))
     return 0
 
 
@@ -179,29 +197,89 @@ def rollback(
     to: str | None = typer.Option(None, "--to", help="version (default: last known good)"),
     wait: bool = True,
     actor: str = typer.Option(None),
+    concurrency: str = typer.Option(
+        "queue",
+        "--concurrency",
+        help="when the service's release lane is held: queue (wait), supersede (abort the "
+        "holder, which rolls back, then go) or reject (refuse now)",
+    ),
 ) -> None:
     """Roll a service back to its last known good version (or --to VERSION)."""
-    raise typer.Exit(run_async(_rollback(service, env, to, wait, actor or identity())))
+    if concurrency not in ("queue", "supersede", "reject"):
+        raise fail(f"--concurrency must be queue, supersede or reject, not {concurrency!r}", 2)
+    code = run_async(_rollback(service, env, to, wait, actor or identity(), concurrency))
+    raise typer.Exit(code)
 
 
-async def _rollback(service: str, env: str, to: str | None, wait: bool, actor: str) -> int:
-    from workflows.client import start_rollback
+async def _rollback(
+    service: str, env: str, to: str | None, wait: bool, actor: str, concurrency: str = "queue"
+) -> int:
+    from temporalio.client import WorkflowFailureError
+
     from workflows.models import RollbackResult
 
     settings = Settings()
     client = await client_for(settings)
-    handle = await start_rollback(
-        client, service, env, to, actor, settings.task_queue, request_id=uuid.uuid4().hex[:6]
-    )
+    if concurrency == "reject":
+        lane = lane_workflow_id(service, env, settings.task_queue)
+        busy = busy_reason(await lane_state(client, lane))
+        if busy:
+            raise fail(busy, 2)
+    handle = await start_manual_rollback(client, settings, service, env, to, actor, concurrency)
     console.print(f"started [bold]{handle.id}[/bold]  {ui_link(settings, handle.id)}")
     if not wait:
         return 0
-    with console.status("rolling back…"):
-        res = await client.get_workflow_handle(handle.id, result_type=RollbackResult).result()
+    try:
+        with console.status("rolling back…"):
+            res = await client.get_workflow_handle(handle.id, result_type=RollbackResult).result()
+    except WorkflowFailureError as exc:
+        busy = lane_busy(exc)
+        raise fail(busy or f"rollback failed: {exc.cause}", 2 if busy else 1) from None
     console.print(
         f"{res.outcome}: restored {res.restored_version or '-'}, retired {res.retired_version or '-'}"
     )
     return 0 if res.outcome in ("rolled_back", "nothing_to_do") else 1
+
+
+async def start_manual_rollback(
+    client: Any,
+    settings: Settings,
+    service: str,
+    env: str,
+    to: str | None,
+    actor: str,
+    concurrency: str,
+) -> Any:
+    """Start RollbackWorkflow as ``workflows.client.start_rollback`` does (same id, search
+    attributes and summary), with the lane policy the caller chose."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from code_foundation import names
+    from workflows.models import RollbackInput
+
+    target = to or "last-known-good"
+    return await client.start_workflow(
+        names.W.ROLLBACK,
+        RollbackInput(
+            service=service,
+            environment=env,
+            to_version=to,
+            reason="manual rollback",
+            actor=actor,
+            concurrency=concurrency,  # type: ignore[arg-type]  # checked by the command
+        ),
+        id=f"rollback-{service}-{env}-to-{target}-{uuid.uuid4().hex[:6]}",
+        task_queue=settings.task_queue,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(names.SA_SERVICE, service),
+                SearchAttributePair(names.SA_ENVIRONMENT, env),
+                SearchAttributePair(names.SA_KIND, "rollback"),
+                SearchAttributePair(names.SA_OUTCOME, "running"),
+            ]
+        ),
+        static_summary=f"rollback {service} in {env} to {target}",
+    )
 
 
 def history(

@@ -33,10 +33,38 @@ def weights_bar(weights: dict[str, int], width: int = 40) -> Text:
     return text
 
 
+def lane_busy(exc: BaseException) -> str:
+    """The reason of a run refused its release lane (a ``LaneBusy`` failure), else ""."""
+    from temporalio.exceptions import ApplicationError
+
+    from code_foundation.error_types import LANE_BUSY
+
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, ApplicationError) and cause.type == LANE_BUSY:
+        return f"{cause.message}; nothing applied"
+    return ""
+
+
+def queued_line(st: DeployStatus) -> str:
+    """ "queued behind <id> (position N)" while the run waits for its lane, else ""."""
+    if st.phase != "queued":
+        return ""
+    if st.reason.startswith("queued behind"):
+        return st.reason
+    if st.queued_behind:
+        return f"queued behind {st.queued_behind}"
+    return st.reason or f"waiting for lane {st.lane}"
+
+
 def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
     head = Table.grid(padding=(0, 2))
     head.add_row("workflow", st.workflow_id)
     head.add_row("phase", Text(st.phase, style="bold"))
+    queued = queued_line(st)
+    if queued:
+        head.add_row("lane", Text(queued, style="yellow"))
+    elif st.lane:
+        head.add_row("lane", st.lane)
     head.add_row("stable", st.stable_version or "-")
     head.add_row("traffic", weights_bar(st.weights) if st.weights else Text("-"))
     if st.paused:
@@ -54,7 +82,7 @@ def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
     if st.last_analysis_error:
         errors = f" ({st.analysis_errors} in a row)" if st.analysis_errors else ""
         head.add_row("metrics error", Text(st.last_analysis_error + errors, style="red"))
-    if st.reason:
+    if st.reason and st.reason != queued:
         head.add_row("note", st.reason)
     if ui_link:
         head.add_row("web ui", ui_link)
@@ -79,7 +107,8 @@ def render_status(st: DeployStatus, ui_link: str | None = None) -> Panel:
 
 
 async def follow(client: Any, workflow_id: str, settings: Settings) -> int:
-    """Show a deployment live until it ends; 0 if it was promoted, else 1."""
+    """Show a deployment live until it ends; 0 if it was promoted, 2 if it was refused its
+    release lane (``LaneBusy``), else 1. While queued the view says who it waits behind."""
     from temporalio.client import WorkflowFailureError
 
     from workflows.models import DeployResult, DeployStatus
@@ -101,6 +130,10 @@ async def follow(client: Any, workflow_id: str, settings: Settings) -> int:
         except WorkflowFailureError as exc:
             if last is not None:
                 live.update(render_status(last, link))
+            busy = lane_busy(exc)
+            if busy:  # concurrency reject lost a race for the lane: bad timing, exit 2
+                err.print(f"[red]error:[/red] {busy}", soft_wrap=True)
+                return 2
             err.print(f"[red]deployment failed:[/red] {exc.cause}")
             return 1
         if last is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from workers.cli import analysis, demo, deploy, load, stack
+from workers.cli import analysis, demo, deploy, lanes, load, stack
 from workers.cli.audit import audit_app
 from workers.cli.chaos import chaos_app
 from workers.cli.codec import codec_app, codec_server
@@ -34,6 +34,7 @@ for _name, _command in (
     ("approve", deploy.approve),
     ("rollback", deploy.rollback),
     ("history", deploy.history),
+    ("lanes", lanes.lanes),
     ("demo", demo.demo),
     ("load", load.load),
     ("rejudge", analysis.rejudge),
