@@ -9,6 +9,8 @@ recognises a repeated request by the requester's workflow id and run id).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 from temporalio import activity
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -76,6 +78,6 @@ class LaneActivities:
         )
 
 
-def lane_activities() -> list[object]:
+def lane_activities() -> list[Callable[..., Any]]:
     acts = LaneActivities()
     return [acts.request, acts.watch_holder]

@@ -37,6 +37,12 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
+def human(text: str) -> Any:
+    """A duration default as users write it ("30s"): the model's ``validate_default``
+    parses it, and the JSON Schema shows it as written."""
+    return text
+
+
 def format_duration(td: timedelta) -> str:
     secs = td.total_seconds()
     if secs and secs == int(secs):

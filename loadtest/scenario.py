@@ -37,7 +37,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from code_foundation.durations import Duration
+from code_foundation.durations import Duration, human
 from code_foundation.errors import SpecError
 from loadtest.safety import load_target_problem
 
@@ -124,7 +124,7 @@ class LoadProfile(_Model):
     stages: list[Stage] = Field(default_factory=list)
     duration: Duration | None = Field(None, description="constant: how long")
     max_vus: int = Field(100, ge=1, le=10_000, description="max requests in flight")
-    graceful_stop: Duration = Field(default="5s", description="wait this long for in-flight")
+    graceful_stop: Duration = Field(default=human("5s"), description="wait this long for in-flight")
 
     @model_validator(mode="after")
     def _shape(self) -> LoadProfile:
@@ -206,7 +206,7 @@ def arrival_offsets(segments: list[tuple[float, float, float]], count: int) -> I
 class Scenario(_Model):
     name: str = Field("scenario", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     base_url: str | None = Field(None, description="loopback only; a soak plan may supply it")
-    timeout: Duration = "10s"
+    timeout: Duration = human("10s")
     headers: dict[str, str] = Field(default_factory=dict)
     targets: list[Target] = Field(min_length=1, max_length=100)
     load: LoadProfile | None = None

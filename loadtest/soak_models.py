@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from code_foundation.durations import Duration
+from code_foundation.durations import Duration, human
 from code_foundation.errors import SpecError
 from loadtest.safety import load_target_problem
 from loadtest.scenario import Scenario, _load_yaml, load_scenario
@@ -75,8 +75,8 @@ class SLOCheck(_M):
     latency_ms: float | None = Field(None, gt=0, description="good = expected status and faster")
     windows: list[BurnWindow] = Field(
         default_factory=lambda: [
-            BurnWindow(long="1h", short="5m", factor=14.4),
-            BurnWindow(long="6h", short="30m", factor=6.0),
+            BurnWindow(long=human("1h"), short=human("5m"), factor=14.4),
+            BurnWindow(long=human("6h"), short=human("30m"), factor=6.0),
         ],
         min_length=1,
     )
@@ -100,9 +100,9 @@ class ResourceCheck(_M):
 
     max_rss_slope_mb_per_hour: float = Field(50.0, gt=0)
     alpha: float = Field(0.05, gt=0, lt=1, description="Mann-Kendall significance")
-    warmup: Duration = Field(default="0s", description="ignore samples before this")
+    warmup: Duration = Field(default=human("0s"), description="ignore samples before this")
     min_points: int = Field(10, ge=4)
-    sample_every: Duration = Field(default="5s")
+    sample_every: Duration = Field(default=human("5s"))
     prometheus_query: str | None = Field(
         None, min_length=1, description='e.g. process_resident_memory_bytes{job="demo"}'
     )
@@ -120,9 +120,9 @@ class SoakPlan(_M):
     target: SoakTarget
     scenario: Scenario
     rate: float = Field(gt=0, le=100_000, description="arrivals per second")
-    duration: Duration = "24h"
-    slice: Duration = "5m"
-    baseline: Duration = Field(default="1h", description="drift/creep reference period")
+    duration: Duration = human("24h")
+    slice: Duration = human("5m")
+    baseline: Duration = Field(default=human("1h"), description="drift/creep reference period")
     max_vus: int = Field(200, ge=1, le=10_000)
     checks: SoakChecks = Field(default_factory=SoakChecks)
     slices_per_run: int = Field(48, ge=1, le=500, description="continue-as-new after this many")

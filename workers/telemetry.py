@@ -113,7 +113,7 @@ def runtime_for(settings: Settings) -> Any:
 class _Handler(BaseHTTPRequestHandler):
     sdk_url: str | None = None
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
         if self.path.split("?")[0] not in ("/metrics", "/"):

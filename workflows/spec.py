@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from code_foundation.durations import Duration, format_duration
+from code_foundation.durations import Duration, format_duration, human
 from code_foundation.loader import load_text
 from workflows.lane_models import LanePolicy, lane_id, lane_target
 
@@ -29,20 +29,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
 
-def _human(text: str) -> Any:
-    """A duration default as users write it ("30s"): ``validate_default`` parses it, and
-    the JSON Schema shows it as written."""
-    return text
-
-
 class HealthCheck(_Model):
     """HTTP readiness check the platform waits for before sending traffic."""
 
     path: str = Field("/healthz", pattern=r"^/")
     timeout: Duration = Field(
-        default=_human("30s"), description="give up waiting for health after this"
+        default=human("30s"), description="give up waiting for health after this"
     )
-    interval: Duration = _human("500ms")
+    interval: Duration = human("500ms")
 
 
 class Artifact(_Model):
@@ -142,9 +136,9 @@ class AnalysisSpec(_Model):
     score >= marginal_threshold, the last >= pass_threshold. Argo-style limits:
     ``failure_limit``, ``inconclusive_limit``, ``consecutive_error_limit``."""
 
-    interval: Duration = _human("30s")
+    interval: Duration = human("30s")
     count: int = Field(1, ge=1, le=1000)
-    warmup: Duration = _human("0s")
+    warmup: Duration = human("0s")
     thresholds: Thresholds = Field(default_factory=Thresholds)
     failure_limit: int = Field(0, ge=0, description="failed intervals tolerated")
     inconclusive_limit: int = Field(1, ge=0)
@@ -167,7 +161,7 @@ class AnalysisSpec(_Model):
         description="judge a sliding window of this length; default: the growing window "
         "from the start of the analysis (Kayenta's default)",
     )
-    step: Duration = Field(_human("1s"), description="resolution of range queries / router buckets")
+    step: Duration = Field(human("1s"), description="resolution of range queries / router buckets")
     consecutive_error_limit: int = Field(
         4,
         ge=0,
@@ -267,12 +261,12 @@ class BlueGreenStrategy(_Model):
     pre_promotion_analysis: AnalysisSpec | None = None
     auto_promote: bool = True
     auto_promote_after: Duration | None = None
-    scale_down_delay: Duration = _human("0s")
+    scale_down_delay: Duration = human("0s")
 
 
 class RollingStrategy(_Model):
     max_surge: int = Field(1, ge=1)
-    step_pause: Duration = _human("0s")
+    step_pause: Duration = human("0s")
 
 
 class Strategy(_Model):
@@ -295,7 +289,7 @@ class Strategy(_Model):
 class Approvals(_Model):
     approvers: list[str] = Field(default_factory=list, description="identities allowed to approve")
     required_before_promotion: bool = False
-    timeout: Duration = _human("1h")
+    timeout: Duration = human("1h")
 
 
 class ErrorBudgetPolicy(_Model):
@@ -304,7 +298,7 @@ class ErrorBudgetPolicy(_Model):
 
     slo: str = Field(description="name of the OpenSLO SLO (metadata.name) guarding this service")
     objective: float = Field(0.99, gt=0, lt=1, description="the SLO target, e.g. 0.99")
-    window: Duration = Field(default=_human("30d"), description="the SLO's rolling time window")
+    window: Duration = Field(default=human("30d"), description="the SLO's rolling time window")
     good_query: str | None = Field(
         None, description="PromQL counter of good events (Prometheus backend)"
     )
@@ -318,7 +312,7 @@ class ErrorBudgetPolicy(_Model):
         default_factory=list, description="who may override (default: approvals.approvers)"
     )
     override_timeout: Duration = Field(
-        default=_human("24h"), description="give up (fail) without an override"
+        default=human("24h"), description="give up (fail) without an override"
     )
 
 

@@ -73,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
         # headers and body are separate writes: without NODELAY, Nagle + delayed ACK add 40 ms
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: object) -> None:
         return
 
     def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
