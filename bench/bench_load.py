@@ -4,13 +4,15 @@
 
 Target: ``loadtest.target_server`` (a raw asyncio HTTP/1.1 server) in its own process
 on 127.0.0.1. Each generator runs in its own process with 50 connections for
-``--seconds``; "per core" = successful requests per CPU-second the generator used
-(user+sys; import time excluded for the Python-driven generators; wrk through
-RUSAGE_CHILDREN). An open-model engine's maximum is measured at 1.2x the rate a 3 s
-saturation probe achieved (arrivals beyond 50 in flight are dropped, as the open model
-says). Then each engine runs at 25/50/80/90% of its own maximum and the achieved rate
-is compared with the requested one. Last, the native engine runs ``--memory-minutes``
-at 80% of its maximum while its resident set is sampled every 5 s (0 skips it).
+``--seconds`` (native and wrk twice, alternating, each keeping its better run); "per
+core" = successful requests per CPU-second the generator used (user+sys; import time
+excluded for the Python-driven generators; wrk through RUSAGE_CHILDREN). An open-model
+engine's maximum is measured at 1.2x the rate a 3 s saturation probe achieved (arrivals
+beyond the in-flight bound are dropped, as the open model says). Then each engine's
+maximum with 1000 in flight is measured the same way, it runs at 25/50/80/90% of it
+(same bound) and the achieved rate is compared with the requested one. Last, the native
+engine runs ``--memory-minutes`` at 80% of that maximum while its resident set is
+sampled every 5 s (0 skips it).
 
 Targets: native per-core rate >= 0.8x wrk's; rate error <= 1% up to 90% of its own
 maximum; peak memory flat over the long run. Prints tables with ratios and PASS/MISS.
@@ -36,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 CONNS = 50
 STEP_S = 8
+ACC_VUS = 1000  # in-flight bound of the accuracy steps and the memory run
 FRACTIONS = (0.25, 0.5, 0.8, 0.9)
 
 
@@ -163,20 +166,24 @@ def run_wrk(url: str, seconds: float) -> dict[str, Any] | None:
     return {"ok": n - e, "errors": e, "cpu": cpu, "wall": wall, "duration": seconds}
 
 
-def saturated(engine: str, url: str, secs: float, probe_rate: float) -> dict[str, Any]:
-    probe = _engine(engine, url, probe_rate, 3, CONNS)
+def saturated(
+    engine: str, url: str, secs: float, probe_rate: float, vus: int = CONNS
+) -> dict[str, Any]:
+    probe = _engine(engine, url, probe_rate, 3, vus)
     ask = 1.2 * probe["ok"] / 3
-    r = _engine(engine, url, ask, secs, CONNS)
+    r = _engine(engine, url, ask, secs, vus)
     r["requested"] = ask
     return r
 
 
 def accuracy(engine: str, url: str, max_rate: float) -> list[tuple[float, float, dict[str, Any]]]:
-    return [(f, max_rate * f, _engine(engine, url, max_rate * f, STEP_S, 1000)) for f in FRACTIONS]
+    return [
+        (f, max_rate * f, _engine(engine, url, max_rate * f, STEP_S, ACC_VUS)) for f in FRACTIONS
+    ]
 
 
 def memory(url: str, rate: float, minutes: float) -> dict[str, Any]:
-    return _engine("native", url, rate, minutes * 60, 1000)
+    return _engine("native", url, rate, minutes * 60, ACC_VUS)
 
 
 def main() -> None:
@@ -207,6 +214,13 @@ def main() -> None:
     rows: dict[str, dict[str, Any]] = {}
     acc: dict[str, list[tuple[float, float, dict[str, Any]]]] = {}
     mem = None
+    maxes: dict[str, float] = {}
+
+    def best(name: str, r: dict[str, Any]) -> None:
+        old = rows.get(name)
+        if old is None or r["ok"] / max(r["cpu"], 1e-9) > old["ok"] / max(old["cpu"], 1e-9):
+            rows[name] = r
+
     try:
         for _ in range(100):
             try:
@@ -214,10 +228,12 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
-        rows["native (open model)"] = saturated("native", url, secs, 400_000)
-        w = run_wrk(url, secs)
-        if w:
-            rows["wrk -t1 -c50"] = w
+        # native and wrk alternate twice; each keeps its better run (the cores are shared)
+        for _ in range(2):
+            best("native (open model)", saturated("native", url, secs, 400_000))
+            w = run_wrk(url, secs)
+            if w:
+                best("wrk -t1 -c50", w)
         try:
             rows["locust FastHttpUser"] = _run_child(
                 ["--child", "locust", url, str(secs)], secs + 60
@@ -225,24 +241,25 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report, don't hide
             print(f"locust failed: {exc}", file=sys.stderr)
         rows["python engine (open model)"] = saturated("python", url, secs, 100_000)
-        for name, eng in (
-            ("native", "native (open model)"),
-            ("python", "python engine (open model)"),
-        ):
-            acc[name] = accuracy(name, url, rows[eng]["ok"] / rows[eng]["duration"])
+        for name, probe in (("native", 400_000), ("python", 100_000)):
+            # its max for the accuracy steps: saturated with the steps' in-flight bound
+            # (a server answering 1000 connections at once does less than with 50)
+            r = saturated(name, url, STEP_S, probe, ACC_VUS)
+            maxes[name] = r["ok"] / r["duration"]
+            acc[name] = accuracy(name, url, maxes[name])
         if a.memory_minutes > 0:
-            native_max = rows["native (open model)"]["ok"] / secs
-            mem = memory(url, 0.8 * native_max, a.memory_minutes)
-            mem["rate"] = 0.8 * native_max
+            mem = memory(url, 0.8 * maxes["native"], a.memory_minutes)
+            mem["rate"] = 0.8 * maxes["native"]
     finally:
         target.terminate()
         target.wait(10)
-    report(rows, acc, mem, secs, a.memory_minutes, time.monotonic() - started)
+    report(rows, acc, maxes, mem, secs, a.memory_minutes, time.monotonic() - started)
 
 
 def report(
     rows: dict[str, dict[str, Any]],
     acc: dict[str, list[tuple[float, float, dict[str, Any]]]],
+    maxes: dict[str, float],
     mem: dict[str, Any] | None,
     secs: float,
     minutes: float,
@@ -274,10 +291,9 @@ def report(
     console.print(t)
     verdicts: dict[str, bool] = {}
     for name, steps in acc.items():
-        mx = rows[f"{name} (open model)" if name == "native" else "python engine (open model)"]
         a2 = Table(
-            title=f"{name} engine rate accuracy (its max = {mx['ok'] / mx['duration']:,.0f} "
-            f"req/s, {STEP_S}s per step, max_vus 1000)"
+            title=f"{name} engine rate accuracy (its max = {maxes[name]:,.0f} req/s, "
+            f"{STEP_S}s per step, max_vus {ACC_VUS})"
         )
         for col in ("step", "requested/s", "sent/s", "send err %", "completed/s", "done err %"):
             a2.add_column(col, justify="right")
