@@ -92,6 +92,8 @@ def codec_server(
     settings = Settings()
     try:
         ring = read_keyring(keyring) if keyring else keyring_from_settings(settings)
+    except SpecError as exc:  # a missing, binary or non-UTF-8 keyring file: its reason
+        raise fail(exc) from None
     except (CodeError, OSError, ValueError, KeyError) as exc:
         raise fail(f"cannot load the keyring: {exc}", 2) from None
     if ring is None:
