@@ -25,6 +25,7 @@ import httpx
 from temporalio import activity
 
 from activities.settings import Settings
+from chaos.batch import BatchRun, offsets
 from chaos.blast import merge_protected, protection_problems
 from chaos.catalogue import CATALOGUE
 from chaos.messages import (
@@ -32,7 +33,10 @@ from chaos.messages import (
     DiscoverResult,
     InjectInput,
     InjectResult,
+    ProbeBatchInput,
+    ProbeBatchResult,
     ProbeInput,
+    ProbePhase,
     ProbeRecord,
     ProbeResult,
     ReportInput,
@@ -178,12 +182,41 @@ class ChaosActivities:
         problem = loopback_problem(p.url)
         if problem:
             raise NonLoopbackProbe(problem)
+        record, obs = await self._probe_once(p, inp.phase)
+        return ProbeResult(record=record, observation=obs)
+
+    @activity.defn(name=CA.PROBE_BATCH)
+    async def probe_batch(self, inp: ProbeBatchInput) -> ProbeBatchResult:
+        """Probe rounds in real time at ``start + offset`` (heartbeating), judged as they
+        come; stops at the first aborting round. Cancelled (a manual abort): the rounds
+        so far come back, marked ``partial``."""
+        for p in inp.probes:
+            problem = loopback_problem(p.url)
+            if problem:
+                raise NonLoopbackProbe(problem)
+        run = BatchRun(inp)
+        t0 = time.monotonic()
+        try:
+            for off in offsets(inp):
+                while (left := t0 + off - time.monotonic()) > 0:
+                    await asyncio.sleep(min(2.0, left))
+                    activity.heartbeat(run.res.tally.rounds)
+                rounds = asyncio.gather(*(self._probe_once(p, "during") for p in inp.probes))
+                records = [rec for rec, _ in await _heartbeating(rounds)]
+                activity.heartbeat(run.res.tally.rounds + 1)
+                if run.add(records, time.time()):
+                    break
+        except asyncio.CancelledError:
+            return run.result(partial=True)
+        return run.result()
+
+    async def _probe_once(self, p: HttpProbe, phase: ProbePhase) -> tuple[ProbeRecord, Observation]:
         started = datetime.now(UTC)
         obs = await self._observe(p)
         ok, detail = evaluate(p.tolerance, obs)
         record = ProbeRecord(
             name=p.name,
-            phase=inp.phase,
+            phase=phase,
             ok=ok,
             detail=detail,
             started_at=started,
@@ -193,7 +226,7 @@ class ChaosActivities:
             requests=obs.requests,
             failures=obs.failures if p.tolerance.type == "slo" else (0 if ok else 1),
         )
-        return ProbeResult(record=record, observation=obs)
+        return record, obs
 
     async def _observe(self, p: HttpProbe) -> Observation:
         timeout = p.timeout.total_seconds()
@@ -242,4 +275,12 @@ class ChaosActivities:
 
 def chaos_activities(settings: Settings) -> list[Callable[..., Any]]:
     acts = ChaosActivities(settings)
-    return [acts.discover, acts.inject, acts.revert, acts.rollback, acts.probe, acts.report]
+    return [
+        acts.discover,
+        acts.inject,
+        acts.revert,
+        acts.rollback,
+        acts.probe,
+        acts.probe_batch,
+        acts.report,
+    ]

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chaos.blast import Target
-from chaos.model import Action, Experiment, HttpProbe, RollbackAction, Selector
+from chaos.model import Action, Controls, Experiment, HttpProbe, RollbackAction, Selector
 from chaos.tolerance import Observation
 
 Status = Literal["running", "completed", "failed", "aborted", "interrupted"]
@@ -42,6 +42,7 @@ EventKind = Literal[
     "revert-failed",
     "rollback",
     "rollback-failed",
+    "ignored",
 ]
 
 
@@ -78,6 +79,32 @@ class ProbeRecord(_M):
     failures: int = 0
 
 
+class ProbeTally(_M):
+    """How much probing a phase did: every round and probe is counted here, also those
+    whose records were aggregated to keep the journal bounded."""
+
+    rounds: int = 0
+    probes: int = 0
+    requests: int = 0
+    failures: int = 0
+    out_of_tolerance: int = 0
+
+    def add(self, records: list[ProbeRecord]) -> None:
+        """Count one probe round."""
+        self.rounds += 1
+        self.probes += len(records)
+        self.requests += sum(r.requests for r in records)
+        self.failures += sum(r.failures for r in records)
+        self.out_of_tolerance += sum(1 for r in records if not r.ok)
+
+    def merge(self, other: ProbeTally) -> None:
+        self.rounds += other.rounds
+        self.probes += other.probes
+        self.requests += other.requests
+        self.failures += other.failures
+        self.out_of_tolerance += other.out_of_tolerance
+
+
 class FaultRecord(_M):
     action: str
     fault: str
@@ -110,6 +137,9 @@ class Journal(_M):
     finished_at: datetime | None = None
     targets: dict[str, list[Target]] = Field(default_factory=dict)
     probes: list[ProbeRecord] = Field(default_factory=list)
+    during: ProbeTally = Field(
+        default_factory=ProbeTally, description="every probe of the fault window, counted"
+    )
     faults: list[FaultRecord] = Field(default_factory=list)
     rollbacks: list[Event] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
@@ -174,6 +204,42 @@ class ProbeInput(_M):
 class ProbeResult(_M):
     record: ProbeRecord
     observation: Observation
+
+
+class BurnTail(_M):
+    """The fault window's burn series still inside the long burn window (carried from one
+    probe batch to the next)."""
+
+    stamps: list[float] = Field(default_factory=list)
+    good: list[float] = Field(default_factory=list)
+    total: list[float] = Field(default_factory=list)
+
+
+class ProbeBatchInput(_M):
+    """Probe rounds of the fault window at ``start + k * interval`` for every offset below
+    ``span_s`` (and one at ``span_s`` when ``final``), each judged by
+    :func:`chaos.abort.judge_round`; the batch stops at the first round that aborts."""
+
+    probes: list[HttpProbe] = Field(min_length=1)
+    controls: Controls
+    start_ts: float = Field(description="workflow time of the batch start (fakes' timeline)")
+    span_s: float = Field(ge=0)
+    final: bool = False
+    keep_rounds: int = Field(0, ge=0, description="rounds whose records come back in full")
+    series: BurnTail = Field(default_factory=BurnTail)
+
+
+class ProbeBatchResult(_M):
+    """Records (the first ``keep_rounds`` rounds and an aborting round in full, the rest
+    aggregated per probe), the tally of every round, deviations (capped), the abort."""
+
+    records: list[ProbeRecord] = Field(default_factory=list)
+    tally: ProbeTally = Field(default_factory=ProbeTally)
+    deviations: list[str] = Field(default_factory=list)
+    deviated_rounds: int = 0
+    abort: str | None = None
+    series: BurnTail = Field(default_factory=BurnTail)
+    partial: bool = Field(False, description="cut short by a cancellation (manual abort)")
 
 
 class ReportInput(_M):

@@ -60,6 +60,7 @@ class CA:
     REVERT = "chaos.revert"
     ROLLBACK = "chaos.rollback"
     PROBE = "chaos.probe"
+    PROBE_BATCH = "chaos.probe_batch"
     REPORT = "chaos.report"
 
 

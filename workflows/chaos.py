@@ -3,13 +3,15 @@
 Order: resolve the exact targets (blast radius, protection) -> steady state
 before (not met: ``aborted``, nothing injected) -> method (inject catalogued
 faults, probes, pauses) -> fault window: the steady-state probes run every
-``controls.probe_interval`` on durable timers for ``controls.duration``, cut
-short by abort conditions (a probe out of tolerance, an error-rate burn over
+``controls.probe_interval`` for ``controls.duration`` in heartbeating probe batches
+(:mod:`workflows.chaos_window`: a bounded history for any window), cut short by abort conditions (a probe out of tolerance, an error-rate burn over
 ``controls.abort_burn_rate``, a manual ``abort`` update/signal) ->
 **rollbacks** (revert every fault that was, or may have been, injected, in
 reverse order, then the experiment's explicit rollbacks) -> steady state after
 -> journal + Markdown report stored as artifacts (keys in the result, the
-memo and the workflow's current details).
+memo and the workflow's current details). The workflow, its update and its signal
+take ``Any`` and validate with :func:`workflows.inputs.parse_input`: a bad input fails
+the run (``SpecError``), a bad update is rejected, a bad signal is ignored (journal event).
 
 Rollbacks run after success, deviation, abort, activity failure, cancellation
 (the ``CancelledError`` is caught, the rollback activities are started after
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -66,6 +69,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from code_foundation.names import CA, SA_ENVIRONMENT, SA_KIND, SA_SERVICE, W
     from workflows.chaos_rollbacks import Shield, cause, rollback_all, store_report
+    from workflows.chaos_window import BATCHES_PATCH, FaultWindow
+    from workflows.inputs import parse_input
 
 
 WORKFLOW_NAME = W.CHAOS
@@ -89,19 +94,26 @@ class ChaosExperimentWorkflow:
         return self._journal
 
     @workflow.update
-    async def abort(self, req: AbortRequest) -> str:
+    async def abort(self, raw: Any) -> str:
+        req = parse_input(AbortRequest, raw, "the abort request")
         self._request_abort(req)
         return f"abort requested by {req.identity}; rollbacks will run"
 
     @abort.validator
-    def _validate_abort(self, req: AbortRequest) -> None:
+    def _validate_abort(self, raw: Any) -> None:
+        req = parse_input(AbortRequest, raw, "the abort request")  # malformed: rejected
         if self._finished:
             raise ValueError("the experiment has already finished")
         if not req.identity:
             raise ValueError("an abort needs the caller's identity")
 
     @workflow.signal
-    def abort_signal(self, req: AbortRequest) -> None:
+    def abort_signal(self, raw: Any) -> None:
+        try:
+            req = parse_input(AbortRequest, raw, "the abort signal")
+        except ApplicationError as err:  # a malformed signal is ignored, and said so
+            self._event("ignored", f"{err.message}; the signal was ignored")
+            return
         self._request_abort(req)
 
     def _request_abort(self, req: AbortRequest) -> None:
@@ -127,6 +139,9 @@ class ChaosExperimentWorkflow:
         j.deviated = True
         j.status, j.reason = "aborted", reason
         self._event("abort", reason)
+
+    def _aborted(self) -> bool:
+        return self._abort is not None
 
     async def _wait(self, delay: timedelta) -> bool:
         """Durable sleep that wakes early on abort; True when an abort arrived."""
@@ -175,7 +190,8 @@ class ChaosExperimentWorkflow:
 
     # ------------------------------------------------------------ run
     @workflow.run
-    async def run(self, inp: ChaosRunInput) -> ChaosResult:
+    async def run(self, raw: Any) -> ChaosResult:
+        inp = parse_input(ChaosRunInput, raw, "the chaos experiment input")
         exp = inp.experiment
         seed = inp.seed if inp.seed is not None else exp.seed
         self._journal = j = Journal(
@@ -327,7 +343,11 @@ class ChaosExperimentWorkflow:
 
         if self._abort is None and j.faults:
             j.phase = "fault-window"
-            await self._fault_window(exp)
+            if workflow.patched(BATCHES_PATCH):
+                window = FaultWindow(j, self._event, self._aborts, self._aborted, self._wait)
+                await window.run(exp)
+            else:  # histories recorded before the probe batches
+                await self._fault_window(exp)
         if self._abort is not None and j.status == "running":
             j.status, j.aborted_by = "aborted", self._abort.identity
             j.reason = f"aborted by {self._abort.identity}: {self._abort.reason}"
@@ -363,6 +383,7 @@ class ChaosExperimentWorkflow:
         series = conditions.BurnSeries()
         while True:
             records = await self._probe_all(exp, "during")
+            self.journal.during.add(records)
             verdict = conditions.judge_round(records, series, c, workflow.now().timestamp())
             if verdict.deviation is not None:
                 self.journal.deviated = True

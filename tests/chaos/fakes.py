@@ -12,13 +12,17 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from chaos.batch import BatchRun, offsets
 from chaos.blast import Target
 from chaos.messages import (
     DiscoverInput,
     DiscoverResult,
     InjectInput,
     InjectResult,
+    ProbeBatchInput,
+    ProbeBatchResult,
     ProbeInput,
+    ProbePhase,
     ProbeRecord,
     ProbeResult,
     ReportInput,
@@ -85,14 +89,12 @@ class FakeChaos:
             f.log.append(f"rollback {inp.rollback.name}")
             return RevertResult(detail="ok")
 
-        @activity.defn(name=CA.PROBE)
-        async def probe(inp: ProbeInput) -> ProbeResult:
+        def record(name: str, phase: ProbePhase, now: datetime) -> ProbeRecord:
             f.probes += 1
-            ok = f.probe_ok(inp.phase, f.probes)
-            now = datetime.now(UTC)
-            rec = ProbeRecord(
-                name=inp.probe.name,
-                phase=inp.phase,
+            ok = f.probe_ok(phase, f.probes)
+            return ProbeRecord(
+                name=name,
+                phase=phase,
                 ok=ok,
                 detail="ok" if ok else "status 502 (want [200])",
                 started_at=now,
@@ -101,7 +103,23 @@ class FakeChaos:
                 requests=1,
                 failures=0 if ok else 1,
             )
+
+        @activity.defn(name=CA.PROBE)
+        async def probe(inp: ProbeInput) -> ProbeResult:
+            rec = record(inp.probe.name, inp.phase, datetime.now(UTC))
             return ProbeResult(record=rec, observation=Observation(status=rec.status, requests=1))
+
+        @activity.defn(name=CA.PROBE_BATCH)
+        async def probe_batch(inp: ProbeBatchInput) -> ProbeBatchResult:
+            """Every round of the batch at once, stamped on the batch's virtual timeline
+            (the workflow's timer then paces the window: no real sleeping)."""
+            run = BatchRun(inp)
+            for off in offsets(inp):
+                at = inp.start_ts + off
+                stamp = datetime.fromtimestamp(at, UTC)
+                if run.add([record(p.name, "during", stamp) for p in inp.probes], at):
+                    break
+            return run.result()
 
         @activity.defn(name=CA.REPORT)
         async def report(inp: ReportInput) -> ReportResult:
@@ -111,4 +129,4 @@ class FakeChaos:
                 json_key=f"chaos/{wid}/journal.json", md_key=f"chaos/{wid}/report.md"
             )
 
-        return [discover, inject, revert, rollback, probe, report]
+        return [discover, inject, revert, rollback, probe, probe_batch, report]
