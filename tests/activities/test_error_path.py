@@ -23,7 +23,6 @@ from activities.interceptor import ErrorInterceptor, application_errors, mapped
 from activities.platform.base import SecretResolutionFailed
 from code_foundation import error_types
 from code_foundation.errors import CodeError, ServerUnavailable, SpecError
-from tests.temporal_env import ts_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
@@ -86,7 +85,7 @@ class RaiseWorkflow:
     ],
 )
 async def test_worker_maps_code_errors(
-    ts_env: WorkflowEnvironment,  # noqa: F811
+    ts_env: WorkflowEnvironment,
     kind: str,
     expected: list[str],
 ) -> None:
