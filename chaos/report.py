@@ -1,5 +1,5 @@
 """Render a chaos journal as a readable Markdown report (timeline, targets,
-probes, faults, rollbacks, deviation). Pure."""
+probes with the fault window's tally, faults, rollbacks, deviation). Pure."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ def _t(dt: object) -> str:
 
 
 def render_markdown(j: Journal) -> str:
+    d = j.during
     lines = [
         f"# Chaos experiment: {j.title}",
         "",
@@ -44,6 +45,9 @@ def render_markdown(j: Journal) -> str:
     lines += [
         "",
         "## Probes",
+        "",
+        f"- fault window: {d.rounds} rounds, {d.probes} probes ({d.requests} requests,"
+        f" {d.failures} failed), {d.out_of_tolerance} out of tolerance",
         "",
         "| time | phase | probe | ok | detail |",
         "|---|---|---|---|---|",

@@ -318,6 +318,7 @@ class SoakStatus(_M):
     last_check: CheckReport | None = None
     verdict: Verdict | None = None
     reason: str = ""
+    notes: list[str] = Field(default_factory=list, description="e.g. malformed signals ignored")
 
 
 class SoakReportInput(_M):

@@ -9,7 +9,11 @@ and the reason. Slice results are keyed by slice index and added once only, so
 a retried slice (worker crash) is never double counted. Slices are paced to
 the plan's timeline with durable timers. Every ``plan.slices_per_run`` slices
 (or when Temporal suggests it) the workflow continues-as-new, carrying the
-merged histograms (base64) and per-slice summaries in :class:`SoakCarry`.
+merged histograms (base64) and per-slice summaries in :class:`SoakCarry`: every run's
+history stays bounded (a 24 h soak of 5-minute slices: six runs of ~500 events).
+The run input is ``Any``, validated with :func:`workflows.inputs.parse_input` (a bad one
+fails the run with ``SpecError``); a malformed ``abort`` signal is ignored and noted in
+``status.notes``.
 At the end a report activity renders PNG + HTML + Markdown into the artifact
 store. Signals: ``abort``. Query: ``status``."""
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -43,6 +48,9 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from loadtest.stats import LoadStats
+    from workflows.inputs import parse_input
+
+MAX_NOTES = 20
 
 
 @workflow.defn(name=W.SOAK)
@@ -51,17 +59,30 @@ class SoakTestWorkflow:
         self._status: SoakStatus | None = None
         self._abort = ""
         self._plan_seconds = 0.0
+        self._notes: list[str] = []
 
     @workflow.signal
-    def abort(self, reason: str) -> None:
-        self._abort = reason or "aborted by request"
+    def abort(self, raw: Any) -> None:
+        """``raw``: the reason (a string, may be empty); anything else is ignored, and noted
+        in the status."""
+        if raw is not None and not isinstance(raw, str):
+            if len(self._notes) < MAX_NOTES:
+                self._notes.append(
+                    f"ignored a malformed abort signal: expected a reason string,"
+                    f" got {type(raw).__name__}"
+                )
+            if self._status is not None:
+                self._status.notes = list(self._notes)
+            return
+        self._abort = raw or "aborted by request"
 
     @workflow.query
     def status(self) -> SoakStatus | None:
         return self._status
 
     @workflow.run
-    async def run(self, inp: SoakInput) -> SoakResult:
+    async def run(self, raw: Any) -> SoakResult:
+        inp = parse_input(SoakInput, raw, "the soak input")
         plan = inp.plan
         info = workflow.info()
         wid = info.workflow_id
@@ -80,6 +101,7 @@ class SoakTestWorkflow:
             runs=carry.runs,
             planned_rate=plan.rate,
             last_check=carry.last_check,
+            notes=list(self._notes),
         )
         if not carry.url:
             resolved: ResolveTargetResult = await workflow.execute_activity(
