@@ -1,15 +1,34 @@
 """The engine's effective configuration: one pydantic-settings model read from
-``CODE_*`` environment variables and an optional TOML/YAML config file
-(``CODE_CONFIG``). Secrets are ``SecretStr`` and masked by ``masked()``."""
+``CODE_*`` environment variables (first) and an optional TOML/YAML settings file
+(``CODE_CONFIG``). Secrets are ``SecretStr`` and masked by ``masked()``.
+
+``allowed_targets`` governs every outbound probe, load, soak, hook and Web-provider
+call (see :mod:`code_foundation.targets`): loopback only by default;
+``CODE_ALLOWED_TARGETS`` takes comma-separated entries or a JSON list. HTTPS targets
+are verified against ``tls_ca_file`` (else the system roots), present
+``tls_client_cert``/``tls_client_key`` when set, and skip verification only when
+``tls_insecure`` is asked for. :meth:`Settings.apply_targets` makes the allow-list
+the process-wide one (the worker and ``codectl`` call it at start)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from code_foundation import targets
+
+CONFIG_ENV = "CODE_CONFIG"
 
 
 def default_state_dir() -> Path:
@@ -20,6 +39,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CODE_", extra="ignore")
 
     state_dir: Path = Field(default_factory=default_state_dir)
+    # where traffic may go: loopback, IPs, CIDRs, host names, *.suffix patterns
+    allowed_targets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(targets.DEFAULT_ALLOWED)
+    )
+    # HTTPS for probes, load and hooks
+    tls_ca_file: Path | None = None
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
+    tls_insecure: bool = False  # skip certificate verification: only when asked, never default
     # Temporal
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -76,6 +104,57 @@ class Settings(BaseSettings):
     codec_vault_path: str | None = None
     # the Web UI origin allowed by the codec server (CORS)
     codec_server_origin: str = "http://127.0.0.1:8233"
+
+    @field_validator("allowed_targets", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> list[str]:
+        if v is None:
+            return list(targets.DEFAULT_ALLOWED)
+        got = list(targets.parse_entries(v))
+        bad = [p for p in (targets.entry_problem(e) for e in got) if p]
+        if bad:
+            raise ValueError(f"{targets.SETTING}: " + "; ".join(bad))
+        return got or list(targets.DEFAULT_ALLOWED)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings, file_secret_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            if path.endswith((".yaml", ".yml")):
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            else:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def apply_targets(self) -> Settings:
+        """Make ``allowed_targets`` the process-wide allow-list; returns self."""
+        targets.configure(self.allowed_targets)
+        return self
+
+    def tls_verify(self) -> Any:
+        """httpx's ``verify``: False when insecure, an SSLContext with the CA file
+        (and client certificate), else True (the system roots)."""
+        if self.tls_insecure:
+            return False
+        if not (self.tls_ca_file or self.tls_client_cert):
+            return True
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(self.tls_ca_file) if self.tls_ca_file else None)
+        if self.tls_client_cert:
+            ctx.load_cert_chain(
+                str(self.tls_client_cert),
+                str(self.tls_client_key) if self.tls_client_key else None,
+            )
+        return ctx
 
     def effective_ledger_url(self) -> str:
         return self.ledger_url or f"sqlite:///{self.state_dir / 'ledger.db'}"

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from chaos.catalogue import CATALOGUE, CTK_MODULE, ROLLBACK_ACTIONS, SELECTOR_KEYS, check_params
 from code_foundation.errors import SpecError
-from code_foundation.targets import loopback_problem
+from code_foundation.targets import target_problem
 
 _TOP = {
     "version",
@@ -117,7 +117,7 @@ class _Importer:
             self.bad(path + ".provider.url", "an http provider needs a url")
             return None
         if "${" not in url:
-            problem = loopback_problem(url)
+            problem = target_problem(url)
             if problem:
                 self.bad(path + ".provider.url", problem)
                 return None

@@ -30,7 +30,7 @@ from chaos.ctk import chaostoolkit_to_native
 from chaos.tolerance import StatusTolerance, Tolerance
 from code_foundation.durations import Duration
 from code_foundation.errors import SpecError
-from code_foundation.targets import loopback_problem
+from code_foundation.targets import target_problem
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _MODE = re.compile(r"^(one|all|fixed\((\d+)\)|percent\((\d+(?:\.\d+)?)\))$")
@@ -88,7 +88,7 @@ class HttpProbe(_Model):
     @field_validator("url")
     @classmethod
     def _loopback(cls, v: str) -> str:
-        problem = loopback_problem(v)
+        problem = target_problem(v)  # the allowed_targets allow-list (loopback by default)
         if problem:
             raise ValueError(problem)
         return v

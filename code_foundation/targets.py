@@ -4,17 +4,73 @@
 an IP address, a CIDR (``10.0.0.0/8``), an exact host name, or a suffix pattern
 (``*.svc.cluster.local``). The default is loopback only. Host names are never
 resolved here, so a DNS answer cannot redirect traffic: a name is allowed only if
-an entry names it (or its suffix)."""
+an entry names it (or its suffix).
+
+The process-wide allow-list (what ``target_problem`` checks when no list is given)
+is, in order: what :func:`configure` set (the worker and ``codectl`` set it from the
+``allowed_targets`` setting), else ``$CODE_ALLOWED_TARGETS`` (comma-separated or a
+JSON list), else loopback only."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 LOOPBACK = "loopback"
 DEFAULT_ALLOWED: tuple[str, ...] = (LOOPBACK,)
 SETTING = "allowed_targets (CODE_ALLOWED_TARGETS)"
+ENV = "CODE_ALLOWED_TARGETS"
+
+_configured: tuple[str, ...] | None = None
+
+
+def parse_entries(raw: str | Sequence[str]) -> tuple[str, ...]:
+    """``"a, b"``, ``'["a", "b"]'`` or a sequence -> a tuple of stripped entries."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("["):
+            items = json.loads(text)
+            if not isinstance(items, list):
+                raise ValueError(f"{ENV} must be a JSON list or comma-separated entries")
+        else:
+            items = text.split(",")
+    else:
+        items = list(raw)
+    return tuple(str(e).strip() for e in items if str(e).strip())
+
+
+def configure(entries: Sequence[str] | None) -> None:
+    """Set the process-wide allow-list (None: back to ``$CODE_ALLOWED_TARGETS``/loopback).
+
+    Raises ``ValueError`` naming every bad entry."""
+    global _configured
+    if entries is None:
+        _configured = None
+        return
+    got = parse_entries(entries)
+    bad = [p for p in (entry_problem(e) for e in got) if p]
+    if bad:
+        raise ValueError("; ".join(bad))
+    _configured = got or DEFAULT_ALLOWED
+
+
+def current_allowed() -> tuple[str, ...]:
+    """The allow-list in force for this process."""
+    if _configured is not None:
+        return _configured
+    raw = os.environ.get(ENV, "").strip()
+    if not raw:
+        return DEFAULT_ALLOWED
+    try:
+        got = parse_entries(raw)
+    except ValueError:
+        return DEFAULT_ALLOWED  # an unreadable variable allows nothing more than loopback
+    if any(entry_problem(e) for e in got):
+        return DEFAULT_ALLOWED
+    return got or DEFAULT_ALLOWED
 
 
 def entry_problem(entry: str) -> str | None:
@@ -68,15 +124,17 @@ def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
 
 def target_problem(
     url: str,
-    allowed: Sequence[str] = DEFAULT_ALLOWED,
+    allowed: Sequence[str] | None = None,
     *,
     schemes: Sequence[str] = ("http", "https"),
     what: str = "target",
 ) -> str | None:
     """Why traffic may not be sent to ``url`` (None when it may).
 
-    With the default allow-list the message says the host "is not loopback" and
-    names the setting that would allow it."""
+    ``allowed`` defaults to :func:`current_allowed`. With the loopback-only list the
+    message says the host "is not loopback" and names the setting that would allow it."""
+    if allowed is None:
+        allowed = current_allowed()
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -69,7 +69,7 @@ async def connect_from_settings(settings: Settings, *, sdk_metrics: bool = False
 
 
 async def run(settings: Settings | None = None) -> None:
-    settings = settings or Settings()
+    settings = (settings or Settings()).apply_targets()  # allowed_targets, process-wide
     from workers.telemetry import start_metrics_server
 
     client = await connect_from_settings(settings, sdk_metrics=True)

@@ -20,6 +20,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _targets() -> None:
+    """Make the ``allowed_targets`` setting the allow-list of this codectl process."""
+    from activities.settings import Settings
+
+    try:
+        Settings().apply_targets()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 for _name, _command in (
     ("dev", stack.dev),
     ("down", stack.down),
