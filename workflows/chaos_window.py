@@ -95,12 +95,15 @@ class FaultWindow:
             if res.abort is not None:
                 self._aborts(res.abort)
                 return
-            if final or res.partial or self._abort_requested():
+            if res.partial or self._abort_requested():
+                return
+            # pace to the window's timeline: a batch that returned early waits
+            if await self._wait(origin + timedelta(seconds=offset + span) - workflow.now()):
+                return
+            if final:
                 return
             tail = res.series
             offset += span_full
-            if await self._wait(origin + timedelta(seconds=offset) - workflow.now()):
-                return
 
     async def _batch(self, inp: ProbeBatchInput) -> ProbeBatchResult:
         per_round = max(p.timeout * p.requests for p in inp.probes)
