@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         ApprovalState,
         required,
     )
+    from workflows.inputs import parse_input
+    from workflows.lane_session import LaneSession
     from workflows.models import (
         ApplyVersionInput,
         ApplyVersionResult,
@@ -61,8 +63,6 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
     )
-    from workflows.inputs import parse_input
-    from workflows.lane_session import LaneSession
     from workflows.spec import DeploymentSpec, PauseSpec
 
 
