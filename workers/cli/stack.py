@@ -1,5 +1,6 @@
 """The stack commands of ``codectl``: ``dev`` (start or reuse the embedded stack:
-Temporal dev server + Web UI, agent, worker; loopback only), ``down`` (stop a detached
+Temporal dev server + Web UI, agent, worker; loopback only; supervised, see
+:mod:`workers.supervisor`), ``dev status`` (components, restarts, last exits), ``down`` (stop a detached
 stack) and ``worker`` (a worker in the foreground). Plain functions, registered on the
 root app by :mod:`workers.cli.root`; the processes themselves live in
 :mod:`workers.devstack` and :mod:`workers.worker`."""
@@ -13,20 +14,32 @@ from rich.table import Table
 
 from activities.settings import Settings
 from code_foundation.errors import CodeError
-from workers.cli.common import console, err, fail
+from workers.cli.common import console, fail
 
 
 def dev(
+    action: str = typer.Argument("up", help="up: start or reuse the stack; status: its state"),
     detach: bool = typer.Option(False, help="leave the stack running in the background"),
     no_worker: bool = typer.Option(False, help="do not start a worker"),
+    output: str = typer.Option("text", "--output", "-o", help="status: text or json"),
 ) -> None:
-    """Start (or reuse) the embedded stack: Temporal dev server + Web UI, agent, worker."""
+    """Start (or reuse) the embedded stack: Temporal dev server + Web UI, agent, worker,
+    supervised (a crashed agent or worker restarts by itself); `dev status` shows restarts."""
     import signal
-    import time
 
     from workers.devstack import ensure
+    from workers.supervisor import Supervisor, render_status, status
 
     settings = Settings()
+    if action == "status":
+        doc = status(settings)
+        if output == "json":
+            console.print_json(data=doc)
+        else:
+            console.print(render_status(doc))
+        return
+    if action != "up":
+        raise typer.BadParameter(f"unknown action {action!r}; use up or status")
     try:
         stack = ensure(settings, detach=detach, with_worker=not no_worker)
     except CodeError as exc:
@@ -52,12 +65,9 @@ def dev(
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        while not stopping:
-            dead = [p for p in stack.procs if p.poll() is not None]
-            if dead:
-                err.print(f"[red]a component exited (pid {dead[0].pid}); stopping the stack[/red]")
-                break
-            time.sleep(0.5)
+        Supervisor(stack, out=lambda m: console.print(m, markup=False, highlight=False)).run(
+            lambda: stopping
+        )
     finally:
         console.print("stopping…")
         stack.stop()
