@@ -1,7 +1,7 @@
 """The stack commands of ``codectl``: ``dev`` (start or reuse the embedded stack:
 Temporal dev server + Web UI, agent, worker; loopback only; supervised, see
-:mod:`workers.supervisor`), ``dev status`` (components, restarts, last exits), ``down`` (stop a detached
-stack) and ``worker`` (a worker in the foreground). Plain functions, registered on the
+:mod:`workers.supervisor`), ``dev status`` (components, restarts, last exits),
+``down`` (stop a detached stack) and ``worker`` (a worker in the foreground). Plain functions, registered on the
 root app by :mod:`workers.cli.root`; the processes themselves live in
 :mod:`workers.devstack` and :mod:`workers.worker`."""
 
