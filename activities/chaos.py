@@ -28,6 +28,7 @@ from activities.settings import Settings
 from chaos.batch import BatchRun, offsets
 from chaos.blast import merge_protected, protection_problems
 from chaos.catalogue import CATALOGUE
+from chaos.k8s_probes import is_k8s, probe_target_problem
 from chaos.messages import (
     DiscoverInput,
     DiscoverResult,
@@ -50,7 +51,6 @@ from chaos.report import render_markdown
 from chaos.tolerance import Observation, evaluate
 from code_foundation.errors import CodeError, TargetRefused
 from code_foundation.names import CA
-from code_foundation.targets import loopback_problem
 
 if TYPE_CHECKING:
     from activities.faults.kubernetes import KubernetesFaults
@@ -179,7 +179,7 @@ class ChaosActivities:
     @activity.defn(name=CA.PROBE)
     async def probe(self, inp: ProbeInput) -> ProbeResult:
         p = inp.probe
-        problem = loopback_problem(p.url)
+        problem = probe_target_problem(p.url)  # allowed_targets
         if problem:
             raise NonLoopbackProbe(problem)
         record, obs = await self._probe_once(p, inp.phase)
@@ -191,7 +191,7 @@ class ChaosActivities:
         come; stops at the first aborting round. Cancelled (a manual abort): the rounds
         so far come back, marked ``partial``."""
         for p in inp.probes:
-            problem = loopback_problem(p.url)
+            problem = probe_target_problem(p.url)  # allowed_targets
             if problem:
                 raise NonLoopbackProbe(problem)
         run = BatchRun(inp)
@@ -231,9 +231,16 @@ class ChaosActivities:
     async def _observe(self, p: HttpProbe) -> Observation:
         timeout = p.timeout.total_seconds()
         ok_status = getattr(p.tolerance, "ok_status", None)
+        if is_k8s(p.url):  # a chaosk8s probe: ask the Kubernetes API, not HTTP
+            from activities.faults.kubernetes import check
+
+            return await check(cast("KubernetesFaults", self._platform("kubernetes")), p.url)
         obs = Observation()
         async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, trust_env=False
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            verify=self.settings.tls_verify(),  # tls_ca_file / client cert / tls_insecure
         ) as client:
             for _ in range(p.requests):
                 t0 = time.perf_counter()

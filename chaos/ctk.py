@@ -10,12 +10,14 @@ actions, ``ref`` to an earlier activity, ``pauses``), ``rollbacks`` (python
 ``code.faults.restore`` / ``code.faults.remove_faults``) and the ``code``
 extension (``extensions: [{name: code, controls, seed, protected}]``).
 
-Supported providers: ``http`` probes (``url`` on loopback, ``method``,
-``headers``, ``timeout``, ``expected_status``, ``arguments``) and ``python``
-providers whose ``module`` is ``code.faults`` and ``func`` a catalogue entry.
-Everything else is refused with the JSON path of the offending element:
-``process`` providers, other python modules, probe tolerances, background
-activities, ``controls``, ``secrets``, non-loopback URLs."""
+Supported providers: ``http`` probes (``url`` allowed by ``allowed_targets``,
+``method``, ``headers``, ``timeout``, ``expected_status``, ``arguments``),
+``python`` providers whose ``module`` is ``code.faults`` and ``func`` a catalogue
+entry, and the ``chaosk8s`` actions and probes and the safeguards control of
+:mod:`chaos.ctk_k8s`. Everything else is refused with the
+JSON path of the offending element: ``process`` providers, other python modules,
+probe tolerances, background activities, other controls, ``secrets``, URLs the
+allow-list refuses."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+from chaos import ctk_k8s
 from chaos.catalogue import CATALOGUE, CTK_MODULE, ROLLBACK_ACTIONS, SELECTOR_KEYS, check_params
 from code_foundation.errors import SpecError
 from code_foundation.targets import target_problem
@@ -50,6 +53,7 @@ class _Importer:
         self.problems: list[str] = []
         self.declared: dict[str, tuple[str, dict[str, Any]]] = {}  # name -> (kind, native)
         self.refused: set[str] = set()  # names of activities refused above (no cascade)
+        self.scaled: set[str] = set()  # "<ns>/<deployment>" scaled by a chaosk8s action
 
     def bad(self, path: str, msg: str) -> None:
         self.problems.append(f"{path}: {msg}")
@@ -254,6 +258,11 @@ class _Importer:
             self.bad(path + ".name", "an activity needs a name")
             return None
         if atype == "probe":
+            if ptype == "python" and ctk_k8s.is_chaosk8s(prov.get("module")):
+                probe = ctk_k8s.probe(act, path, self.bad)
+                if probe is not None:
+                    self.declared[name] = ("probe", probe)
+                return {"probe": probe} if probe is not None else None
             if ptype != "http":
                 self.bad(
                     path + ".provider.type",
@@ -270,6 +279,17 @@ class _Importer:
                 "http actions are not supported: faults come from the code.faults catalogue",
             )
             return None
+        if ctk_k8s.is_chaosk8s(prov.get("module")):
+            k8s = ctk_k8s.action(name, prov, path, self.bad)
+            if k8s is None:
+                return None
+            if k8s["fault"] == "scale_down":
+                t = k8s["target"]
+                self.scaled.add(f"{t['environment']}/{t['service']}-{t['version']}")
+            if act.get("pauses"):
+                k8s["pauses"] = act["pauses"]
+            self.declared[name] = ("action", k8s)
+            return {"action": k8s}
         got = self.python_target(prov, path, CATALOGUE, "method actions")
         if got is None:
             return None
@@ -289,6 +309,9 @@ class _Importer:
             self.bad(path, "a rollback must be an action with a provider")
             return None
         prov = act["provider"]
+        if prov.get("type", "python") == "python" and ctk_k8s.is_chaosk8s(prov.get("module")):
+            ctk_k8s.rollback(act, path, self.scaled, self.bad)
+            return None  # covered by CODE's own revert of the fault (or refused)
         if prov.get("type", "python") != "python":
             self.bad(
                 path + ".provider.type",
@@ -314,11 +337,9 @@ class _Importer:
                 "$.secrets",
                 "secrets are not imported; put secret references in the engine's secret store",
             )
-        if d.get("controls"):
-            self.bad(
-                "$.controls",
-                "Chaos Toolkit controls are python extensions and are not run; use the 'code' extension's controls (abort conditions)",
-            )
+        guards, freq = (
+            ctk_k8s.controls(d["controls"], self.bad) if d.get("controls") else ([], None)
+        )
         native: dict[str, Any] = {
             "title": d.get("title"),
             "description": d.get("description", ""),
@@ -333,6 +354,11 @@ class _Importer:
                 if got:
                     probes.append(got["probe"])
             native["steady_state"] = {"title": ssh.get("title", "steady state"), "probes": probes}
+        for gpath, g in guards:
+            got = self.activity(g, gpath, in_hypothesis=True)
+            if got:
+                native.setdefault("steady_state", {"title": "safeguards", "probes": []})
+                native["steady_state"]["probes"].append(got["probe"])
         method = []
         for i, a in enumerate(d.get("method") or []):
             got = self.activity(a, f"$.method[{i}]")
@@ -354,6 +380,12 @@ class _Importer:
                         native[key] = ext[key]
                 for key in sorted(set(ext) - {"name", "controls", "seed", "protected"}):
                     self.bad(f"$.extensions[{i}].{key}", "unknown field of the code extension")
+        if guards:
+            ctl = native.setdefault("controls", {})
+            if isinstance(ctl, dict):
+                ctl["abort_on_probe_failure"] = True
+                if freq is not None:
+                    ctl.setdefault("probe_interval", f"{freq:g}s")
         return native
 
 

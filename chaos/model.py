@@ -27,10 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chaos.blast import merge_protected, protection_problems
 from chaos.catalogue import CATALOGUE, ROLLBACK_ACTIONS, check_params
 from chaos.ctk import chaostoolkit_to_native
+from chaos.k8s_probes import probe_target_problem
 from chaos.tolerance import StatusTolerance, Tolerance
 from code_foundation.durations import Duration
 from code_foundation.errors import SpecError
-from code_foundation.targets import target_problem
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _MODE = re.compile(r"^(one|all|fixed\((\d+)\)|percent\((\d+(?:\.\d+)?)\))$")
@@ -88,7 +88,7 @@ class HttpProbe(_Model):
     @field_validator("url")
     @classmethod
     def _loopback(cls, v: str) -> str:
-        problem = target_problem(v)  # the allowed_targets allow-list (loopback by default)
+        problem = probe_target_problem(v)  # allowed_targets, or a k8s:// check
         if problem:
             raise ValueError(problem)
         return v

@@ -26,6 +26,13 @@ has no label selectors; this stays correct on real clusters).
   ``remove_faults`` rollback on the kubernetes platform. Only a CNI that enforces
   NetworkPolicies (Calico, Cilium, ...) turns the object into dropped packets.
 
+Kubernetes probes (``k8s://`` URLs, :mod:`chaos.k8s_probes`, imported from
+``chaosk8s`` probes): :meth:`KubernetesFaults.check` answers an
+:class:`~chaos.tolerance.Observation` with status 200 when the check holds, 503 with
+the reason when it does not (``deployment_available_and_healthy``: available ==
+desired replicas; ``pods_in_phase``: at least one pod, all in ``phase``;
+``all_pods_healthy``: none Failed, all Running or Succeeded).
+
 Protected services/environments are checked by the inject activity
 (:mod:`activities.chaos`) before any of this runs, as for every fault.
 
@@ -41,6 +48,8 @@ import time
 from typing import Any
 
 from chaos.blast import Target
+from chaos.k8s_probes import FAILS, HOLDS, parse_label_selector, parse_probe_url
+from chaos.tolerance import Observation
 
 NAME_LABEL = "app"
 VERSION_LABEL = "version"
@@ -278,3 +287,78 @@ class KubernetesFaults:
 
     async def revert(self, key: str, fault: str, target: Target, handle: dict[str, Any]) -> str:
         return await asyncio.to_thread(self._revert, key, fault, target, handle)
+
+
+def _matches(labels: dict[str, str] | None, selector: str | None) -> bool:
+    want = parse_label_selector(selector) if selector else {}
+    if want is None:
+        raise ValueError(f"label selector {selector!r}: only k=v[,k=v] is supported")
+    have = labels or {}
+    return all(have.get(k) == v for k, v in want.items())
+
+
+def _check_sync(apps: Any, core: Any, url: str) -> tuple[bool, str]:
+    from kubernetes.client.exceptions import ApiException
+
+    check, ns, args = parse_probe_url(url)
+    if check == "deployment_available_and_healthy":
+        name = args["name"]
+        try:
+            dep = apps.read_namespaced_deployment(name, ns)
+        except ApiException as e:
+            if e.status == 404:
+                return False, f"Deployment {ns}/{name} was not found"
+            raise
+        if not _matches(dep.metadata.labels, args.get("label_selector")):
+            return False, f"Deployment {ns}/{name} does not match {args['label_selector']!r}"
+        want, have = dep.spec.replicas or 0, (dep.status.available_replicas or 0)
+        return have == want, f"Deployment {ns}/{name}: {have}/{want} replicas available"
+    pods = core.list_namespaced_pod(ns).items
+    if check == "pods_in_phase":
+        phase = args.get("phase", "Running")
+        mine = [p for p in pods if _matches(p.metadata.labels, args["label_selector"])]
+        if not mine:
+            return False, f"no pods {args['label_selector']!r} in {ns}"
+        off = sorted(p.metadata.name for p in mine if (p.status and p.status.phase) != phase)
+        if off:
+            return False, f"pods not in phase {phase}: {', '.join(off)}"
+        return True, f"{len(mine)} pod(s) {args['label_selector']!r} in phase {phase}"
+    failed, not_ready = [], []
+    for pod in pods:
+        phase = pod.status.phase if pod.status else None
+        if phase == "Failed":
+            failed.append(pod.metadata.name)
+        elif phase not in ("Running", "Succeeded"):
+            not_ready.append(pod.metadata.name)
+    if failed or not_ready:
+        return False, f"{ns}: failed {sorted(failed)}, not ready {sorted(not_ready)}"
+    return True, f"{ns}: all {len(pods)} pod(s) healthy"
+
+
+async def check(faults: KubernetesFaults, url: str) -> Observation:
+    """Run the ``k8s://`` check ``url``; an API error is an observation, not a crash."""
+    import json
+
+    t0 = time.perf_counter()
+
+    def run() -> tuple[bool, str]:
+        core, apps = faults._apis()
+        return _check_sync(apps, core, url)
+
+    try:
+        ok, detail = await asyncio.to_thread(run)
+    except Exception as exc:  # noqa: BLE001 - reported as the probe's observation
+        return Observation(
+            status=None,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            requests=1,
+            failures=1,
+        )
+    return Observation(
+        status=HOLDS if ok else FAILS,
+        body=json.dumps({"ok": ok, "detail": detail}),
+        latency_ms=(time.perf_counter() - t0) * 1000.0,
+        requests=1,
+        failures=0 if ok else 1,
+    )

@@ -330,7 +330,7 @@ REFUSED = {
         "$.method[0].provider.type: process providers are not supported"
     ],
     "07-refused-unknown-module.json": [
-        "$.method[0].provider.module: python module 'chaosk8s.pod.actions' is not in CODE's fault catalogue"
+        "$.method[0].provider.module: python module 'chaosk8s.node.actions' is not in CODE's fault catalogue"
     ],
     "08-refused-remote-url.json": [
         "$.steady-state-hypothesis.probes[0].provider.url: 'https://httpbin.org/forms/post': host 'httpbin.org' is not loopback"
@@ -340,7 +340,7 @@ REFUSED = {
         "$.method[0].provider.module: python module 'os.path' is not in CODE's fault catalogue",
     ],
     "10-refused-controls-and-background.json": [
-        "$.controls: Chaos Toolkit controls are python extensions",
+        "$.controls[0].provider.module: Chaos Toolkit controls are python extensions",
         "$.method[0].background: background activities are not supported",
     ],
     "11-refused-protected-environment.json": [
