@@ -43,6 +43,7 @@ EventKind = Literal[
     "rollback",
     "rollback-failed",
     "ignored",
+    "lost",
 ]
 
 

@@ -9,8 +9,12 @@ tally of every round and the burn series still inside the long burn window (carr
 the next batch). Between batches a durable timer paces the window to its timeline (a
 batch that returned early waits), so a fake batch in a time-skipping test and a real one
 cover the same virtual time. A manual abort cancels the batch in flight (its rounds so
-far come back and are kept); a workflow cancellation cancels it and propagates. A batch
-that failed after its retries counts as one round of probes that could not run (out of
+far come back and are kept); a workflow cancellation cancels it and propagates.
+
+A batch is not retried (that would start its rounds over, off the timeline): one whose
+worker was lost (heartbeat timeout) is noted and the window goes on from the next round
+due, as the probe loop skipped the rounds no worker ran. A batch that failed otherwise
+(or a lost last round) counts as one round of probes that could not run (out of
 tolerance: it aborts when ``abort_on_probe_failure``). The journal keeps at most
 :data:`MAX_WINDOW_RECORDS` full records of the window (then one aggregated record per
 probe and batch) and :data:`MAX_DEVIATION_EVENTS` deviation events; ``journal.during``
@@ -19,12 +23,13 @@ counts every round. Deterministic: the activity is called by name."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from chaos.batch import BatchRun, batch_rounds
@@ -37,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         ProbeRecord,
     )
     from chaos.model import Experiment
-    from code_foundation.error_types import NON_RETRYABLE
     from code_foundation.names import CA
     from workflows.chaos_rollbacks import cause
 
@@ -91,6 +95,10 @@ class FaultWindow:
                 series=tail,
             )
             res = await self._batch(inp)
+            if res is None:  # its worker was lost: go on from now, on the rounds' grid
+                late = (workflow.now() - origin).total_seconds()
+                offset = min(duration, max(offset + step, math.ceil(late / step) * step))
+                continue
             self._absorb(res)
             if res.abort is not None:
                 self._aborts(res.abort)
@@ -105,7 +113,7 @@ class FaultWindow:
             tail = res.series
             offset += span_full
 
-    async def _batch(self, inp: ProbeBatchInput) -> ProbeBatchResult:
+    async def _batch(self, inp: ProbeBatchInput) -> ProbeBatchResult | None:
         per_round = max(p.timeout * p.requests for p in inp.probes)
         handle = workflow.start_activity(
             CA.PROBE_BATCH,
@@ -114,12 +122,9 @@ class FaultWindow:
             start_to_close_timeout=timedelta(seconds=inp.span_s)
             + per_round * 2
             + timedelta(seconds=60),
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(
-                maximum_attempts=2,
-                initial_interval=timedelta(seconds=1),
-                non_retryable_error_types=list(NON_RETRYABLE),
-            ),
+            heartbeat_timeout=timedelta(seconds=10),
+            # not retried: a retry would start the batch's rounds over, off the timeline
+            retry_policy=RetryPolicy(maximum_attempts=1),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         try:
@@ -136,6 +141,13 @@ class FaultWindow:
             if manual:
                 self._event("abort", "the probe batch in flight was cancelled by the abort")
                 return ProbeBatchResult(partial=True)
+            if isinstance(err.cause, TimeoutError) and not (inp.final and inp.span_s == 0):
+                self._event(
+                    "lost",
+                    f"a probe batch was lost ({cause(err)}): its rounds were not probed;"
+                    " the fault window goes on",
+                )
+                return None
             return self._could_not_run(inp, cause(err))
 
     def _could_not_run(self, inp: ProbeBatchInput, why: str) -> ProbeBatchResult:
