@@ -186,7 +186,13 @@ def _spawn(
     )
 
 
-def _wait(check, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+def _wait(
+    check: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = 60,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

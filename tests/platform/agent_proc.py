@@ -81,10 +81,10 @@ class AgentProc:
                 self.proc.wait(5)
 
     def state(self) -> dict[str, Any]:
-        return json.loads((self.state_dir / "state.json").read_text())  # type: ignore[no-any-return]
+        return json.loads((self.state_dir / "state.json").read_text())
 
     def ops(self, **params: str) -> list[dict[str, Any]]:
-        return httpx.get(self.url + "/v1/ops", params=params, timeout=5).json()  # type: ignore[no-any-return]
+        return httpx.get(self.url + "/v1/ops", params=params, timeout=5).json()
 
 
 def sweep(state_dir: Path) -> list[int]:

@@ -56,7 +56,7 @@ def put(a: AgentProc, path: str, body: dict[str, Any], timeout: float = 60) -> h
 
 
 def describe(a: AgentProc) -> dict[str, Any]:
-    return httpx.get(f"{a.url}/v1/services/{SVC}/{ENV}", timeout=5).json()  # type: ignore[no-any-return]
+    return httpx.get(f"{a.url}/v1/services/{SVC}/{ENV}", timeout=5).json()
 
 
 def pids(d: dict[str, Any]) -> dict[str, list[int]]:

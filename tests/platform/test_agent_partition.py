@@ -139,7 +139,9 @@ def pstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartitionStack]
         yield PartitionStack(settings, stack, proxy, worker)
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(next(c.pid for c in stack.components if c.name == "agent"), signal.SIGCONT)
+            os.kill(
+                int(next(c.pid for c in stack.components if c.name == "agent") or 0), signal.SIGCONT
+            )
         worker.terminate()
         worker.wait(30)
         proxy.close()
@@ -172,7 +174,7 @@ async def waiting(h: Any) -> DeployStatus:
     for _ in range(300):
         st = await h.query("status", result_type=DeployStatus)
         if st.waiting_for_approval:
-            return st  # type: ignore[no-any-return]
+            return st
         await asyncio.sleep(0.2)
     raise AssertionError(f"never waited for approval: {st}")
 
@@ -203,7 +205,10 @@ async def test_agent_stopped_60s_mid_rollout_is_retried_then_promoted(
     client = await connect(pstack.settings.temporal_address)
     svc = f"ps{uuid.uuid4().hex[:5]}"
     await stable(pstack, client, svc)
-    steps = [{"set_weight": 30}, {"pause": {"until_approved": True, "timeout": "10m"}}]
+    steps: list[dict[str, Any]] = [
+        {"set_weight": 30},
+        {"pause": {"until_approved": True, "timeout": "10m"}},
+    ]
     h = await start_deployment(
         client, canary(svc, [*steps, {"set_weight": 60}]), "it", pstack.settings.task_queue
     )
@@ -246,7 +251,10 @@ async def test_partition_longer_than_retry_window_rolls_back_once_healed(
     client = await connect(pstack.settings.temporal_address)
     svc = f"pr{uuid.uuid4().hex[:5]}"
     await stable(pstack, client, svc)
-    steps = [{"set_weight": 30}, {"pause": {"until_approved": True, "timeout": "10m"}}]
+    steps: list[dict[str, Any]] = [
+        {"set_weight": 30},
+        {"pause": {"until_approved": True, "timeout": "10m"}},
+    ]
     h = await start_deployment(
         client, canary(svc, [*steps, {"set_weight": 60}]), "it", pstack.settings.task_queue
     )

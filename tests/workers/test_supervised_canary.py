@@ -40,7 +40,7 @@ async def wait_status(h: Any, pred: Any, timeout: float = 60) -> DeployStatus:
     while True:
         st = await h.query("status", result_type=DeployStatus)
         if pred(st) or time.monotonic() > end:
-            return st  # type: ignore[no-any-return]
+            return st
         await asyncio.sleep(0.2)
 
 

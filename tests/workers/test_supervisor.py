@@ -49,11 +49,11 @@ def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
 def dev_status(env: dict[str, str]) -> dict[str, Any]:
     r = cli(env, "dev", "status", "--output", "json")
     assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout)  # type: ignore[no-any-return]
+    return json.loads(r.stdout)
 
 
 def record(state: Path) -> dict[str, int]:
-    return json.loads((state / "stack.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((state / "stack.json").read_text())
 
 
 def deploy_one(agent_url: str) -> int:
@@ -156,7 +156,7 @@ def test_backoff_is_bounded_and_logged(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path)
     log = tmp_path / "logs" / "crasher.log"
     spec = Spec([sys.executable, "-c", "import sys; sys.exit(3)"], log, {}, lambda: True)
-    proc = subprocess.Popen(spec.argv)  # type: ignore[call-overload]
+    proc = subprocess.Popen(spec.argv)
     stack = Stack(settings, [Component("crasher", "-", "started", proc.pid, log)], [proc])
     stack.specs["crasher"] = spec
     lines: list[str] = []

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from code_foundation.names import A
+from code_foundation.names import A, W
 from tests.waiting import wait_until_async
 from tests.workflows.fakes import FakePlatform
 from workflows.client import data_converter
@@ -56,7 +57,7 @@ async def status_when(handle: WorkflowHandle[Any, Any], cond: Any, what: str) ->
         st: DeployStatus = await handle.query(DeploymentWorkflow.status)
         return st if cond(st) else None
 
-    return await wait_until_async(probe, 10, what)
+    return await wait_until_async(cast(Callable[[], Awaitable[DeployStatus]], probe), 10, what)
 
 
 class Audits:
@@ -111,7 +112,7 @@ async def start(env: WorkflowEnvironment, tq: str, steps: str) -> WorkflowHandle
 
 async def first_release(env: WorkflowEnvironment, tq: str) -> None:
     res = await env.client.execute_workflow(
-        DeploymentWorkflow.run,
+        W.DEPLOYMENT,
         DeployInput(spec=spec("v1"), actor="tester", set_search_attributes=False),
         id=f"deploy-{uuid.uuid4()}",
         task_queue=tq,

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from workers.agent import chaosops, ops
+from workers.agent import chaosops, ops, reconcile
 from workers.agent import routers as rt
 from workers.agent.core import Agent, AgentError, VersionSpec
 from workers.agent.faults import FaultSpec
@@ -279,8 +279,8 @@ def make_app(agent: Agent) -> web.Application:
     app.router.add_post(ver + "/restore", post_restore)
     app.router.add_get(ver + "/resources", get_resources)
 
-    async def _lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
-        await agent.start()
+    async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await agent.start(reconcile.reconcile)
         yield
         await agent.close()
 

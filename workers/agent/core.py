@@ -59,15 +59,18 @@ class Agent:
         self._create_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        from workers.agent.reconcile import reconcile
-
+    async def start(
+        self, reconcile: Callable[[Agent], Awaitable[dict[str, Any]]] | None = None
+    ) -> None:
+        """Open the session, reconcile what a previous agent left (``reconcile``, see
+        :mod:`workers.agent.reconcile`), persist, start the monitor."""
         await asyncio.to_thread(self.state_dir.mkdir, parents=True, exist_ok=True)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
             auto_decompress=False,
         )
-        self.report = await reconcile(self)
+        if reconcile is not None:
+            self.report = await reconcile(self)
         self.persist()
         self._monitor = asyncio.create_task(self._monitor_loop())
 

@@ -84,7 +84,7 @@ def merge_texts(texts: Iterable[str]) -> bytes:
     if not merged:
         return b""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(list(merged.values())))  # type: ignore[arg-type]
+    registry.register(_Families(list(merged.values())))
     return generate_latest(registry)
 
 
