@@ -1,8 +1,8 @@
 """Real servers for integration tests, started on loopback and stopped by fixtures.
 
 Convention: when a server cannot be started (binary missing, not installable), a test
-calls :func:`require_server`, which ``pytest.fail``s when ``CI=true`` and
-``pytest.skip``s with the reason otherwise. Test modules import the fixtures they need
+calls :func:`require_server` (from :mod:`tests.ci`, re-exported here), which
+``pytest.fail``s under CI and ``pytest.skip``s with the reason otherwise. Test modules import the fixtures they need
 directly (``from tests.servers import postgres_url``) so this module stays the single
 place that knows how to start each server.
 
@@ -14,7 +14,6 @@ S3 gateway with authentication on (``weed server -s3``), kmock's Kubernetes emul
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -22,23 +21,16 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
-
-def require_server(name: str, reason: str = "") -> NoReturn:
-    """Skip (locally) or fail (``CI=true``) because server ``name`` is unavailable."""
-    msg = f"{name} unavailable: {reason}" if reason else f"{name} unavailable"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg)
-    pytest.skip(msg)
-
+from tests.ci import require_module, require_server
+from tests.waiting import wait_until as _wait_until
 
 require = require_server
 
@@ -49,16 +41,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not ready after {timeout}s")
+def wait_until(check: Callable[[], Any], timeout: float, what: str, proc: Any = None) -> Any:
+    """:func:`tests.waiting.wait_until` for a server coming up: any exception of ``check``
+    (connection refused, 503) means "not yet"."""
+    return _wait_until(check, timeout, what, ignore=(Exception,), proc=proc)
 
 
 def port_open(port: int) -> bool:
@@ -428,14 +414,9 @@ class KubeServer:
 def kmock_server() -> Iterator[KubeServer]:
     """kmock's Kubernetes emulator behind ``kmock.Server`` on 127.0.0.1 (real HTTP), run
     in its own thread and event loop so blocking ``kubernetes`` clients can call it."""
-    try:
-        import kmock  # noqa: F401
-    except ImportError:
-        require_server("kmock", "not installed (pip install kmock)")
+    kmock = require_module("kmock", "kmock not installed (pip install kmock)")
     import asyncio
     import threading
-
-    import kmock
 
     loop = asyncio.new_event_loop()
     started = threading.Event()
@@ -477,16 +458,19 @@ def start_agent(state_dir: Path, timeout: float = 20) -> tuple[subprocess.Popen[
 
     root = Path(__file__).resolve().parents[1]
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.agent", "--port", str(port), "--state-dir", str(state_dir)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=(state_dir.parent / f"agent-{port}.err").open("wb"),
-    )
+    err = state_dir.parent / f"agent-{port}.err"
+    with err.open("wb") as errf:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.agent", "--port", str(port), "--state-dir",
+             str(state_dir)],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, timeout, "agent", proc)
-    except (TimeoutError, RuntimeError):
+    except (TimeoutError, RuntimeError) as exc:
         stop_process(proc)
-        raise
+        raise RuntimeError(f"{exc}; agent stderr: {_tail(err)}") from exc
     return proc, url
