@@ -324,6 +324,8 @@ IMPORTED = {
     "03-error-injection-jsonpath.json": ["error", "probe"],
     "04-drop-dependency-regex.yaml": ["drop_dependency"],
     "05-k8s-delete-pod.json": ["delete_pod"],
+    "12-chaosk8s-terminate-pods.json": ["delete_pod"],
+    "13-chaosk8s-scale-deployment.yaml": ["scale_down", "probe"],
 }
 REFUSED = {
     "06-refused-process-provider.json": [
@@ -345,6 +347,12 @@ REFUSED = {
     ],
     "11-refused-protected-environment.json": [
         "method[0] (kill-prod): environment 'production' is protected"
+    ],
+    "14-refused-chaosk8s-arguments.json": [
+        "$.controls[0].provider.module: Chaos Toolkit controls are python extensions",
+        "$.method[0].provider.arguments.name_pattern: name_pattern is not supported",
+        "$.method[0].provider.arguments.grace_period: CODE deletes pods with grace period 0",
+        "$.method[1].provider.func: chaosk8s.pod.probes.count_pods is not supported",
     ],
 }
 
