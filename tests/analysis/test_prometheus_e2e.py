@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from activities.settings import Settings
 from tests.analysis.prom import PromServer
 from tests.integration.stack import EXAMPLES
 from tests.servers import free_port, require_server
+from tests.temporal_env import wait_for_worker_sync
 from workers.devstack import Stack, ensure, settings_env
 from workflows.client import connect, start_deployment
 from workflows.models import DeployResult, DeployStatus
@@ -107,8 +107,13 @@ def pstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
         )
         log.close()
         stack.procs.append(worker)
-        time.sleep(1.0)
-        assert worker.poll() is None, (state / "logs" / "worker.log").read_text()[-2000:]
+        try:
+            wait_for_worker_sync(
+                settings.temporal_address, settings.task_queue, worker.pid, proc=worker
+            )
+        except (TimeoutError, RuntimeError) as exc:
+            log_tail = (state / "logs" / "worker.log").read_text()[-2000:]
+            raise AssertionError(f"{exc}; worker log: {log_tail}") from exc
         yield PromStack(settings, stack, prom, env)
     finally:
         if stack is not None:

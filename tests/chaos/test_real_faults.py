@@ -28,6 +28,7 @@ from activities.settings import Settings
 from chaos.messages import ChaosResult, ChaosRunInput, Journal
 from chaos.model import parse_experiment
 from tests.chaos.conftest import ENV, SVC
+from tests.waiting import wait_until_async
 from workflows.chaos import ChaosExperimentWorkflow
 
 pytestmark = pytest.mark.integration
@@ -168,7 +169,9 @@ async def test_worker_killed_mid_experiment_a_new_worker_runs_the_rollback(
         assert await get(agent["endpoint"] + "/work") == 500
         faults = httpx.get(f"{agent['url']}/v1/services/{SVC}/{ENV}/faults").json()
         assert len(faults) == 1
-        await asyncio.sleep(3)  # the experiment is stranded without a worker
+        # the experiment is stranded: it has a workflow task (the next probe) that no
+        # worker picks up; the fault stays in place meanwhile
+        await wait_until_async(lambda: stranded(handle), 30, "a workflow task with no worker")
         assert await get(agent["endpoint"] + "/work") == 500
 
         w2 = subprocess.Popen(
@@ -188,6 +191,18 @@ async def test_worker_killed_mid_experiment_a_new_worker_runs_the_rollback(
     assert all(f.reverted_at is not None for f in res.journal.faults)
     assert httpx.get(f"{agent['url']}/v1/services/{SVC}/{ENV}/faults").json() == []
     assert await get(agent["endpoint"] + "/work") == 200  # the fault is gone: probe the service
+
+
+async def stranded(handle: Any) -> bool:
+    """The run has a workflow task scheduled that no worker has started."""
+    from temporalio.api.enums.v1 import PendingWorkflowTaskState
+
+    raw = (await handle.describe()).raw_description
+    return bool(
+        raw.HasField("pending_workflow_task")
+        and raw.pending_workflow_task.state
+        == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+    )
 
 
 async def _run_until_window(dev_env: WorkflowEnvironment, tq: str, exp: Any) -> Any:

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from chaos.messages import AbortRequest, ChaosResult, ChaosRunInput, Journal
 from chaos.model import parse_experiment
 from tests.chaos.fakes import FakeChaos
+from tests.waiting import wait_until_async
 from workflows.chaos import ChaosExperimentWorkflow
 
 
@@ -62,6 +63,24 @@ async def run_with(env: WorkflowEnvironment, fake: FakeChaos, exp: Any, **kw: An
     ):
         h = await start(env, tq, exp, **kw)
         return await h.result()
+
+
+async def in_timer(handle: WorkflowHandle) -> bool:
+    """The run waits on a timer and nothing else: no activity, no workflow task pending."""
+    from temporalio.api.enums.v1 import EventType
+
+    raw = (await handle.describe()).raw_description
+    if raw.pending_activities or raw.HasField("pending_workflow_task"):
+        return False
+    started: set[str] = set()
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            started.add(e.timer_started_event_attributes.timer_id)
+        elif e.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            started.discard(e.timer_fired_event_attributes.timer_id)
+        elif e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
+            started.discard(e.timer_canceled_event_attributes.timer_id)
+    return bool(started)
 
 
 async def wait_for(cond: Any, timeout: float = 10.0) -> None:
@@ -173,7 +192,8 @@ async def test_cancel_runs_rollbacks_then_reports_interrupted(ts_env: WorkflowEn
     ):
         h = await start(ts_env, tq, experiment(duration="1h"))
         await wait_for(lambda: len(fake.active) == 2 and fake.probes >= 2)
-        await asyncio.sleep(0.3)  # in the probe-interval timer (time is not skipped here)
+        # cancelled while waiting in the probe-interval timer (time is not skipped here)
+        await wait_until_async(lambda: in_timer(h), 10, "the probe-interval timer")
         await h.cancel()
         with pytest.raises(WorkflowFailureError) as ei:
             # wait_for: a bare result() right after cancel() hangs on the test server's long poll

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pytest
 
 from activities.settings import Settings
 from tests.servers import free_port, require_server
+from tests.temporal_env import wait_for_worker_sync
 from workers.devstack import Stack, ensure, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,7 @@ class LiveStack:
         self.stack.procs.remove(proc)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start ``python -m workers.worker``; return once it polls the task queue."""
         log = self.settings.state_dir / "logs" / f"worker-{uuid.uuid4().hex[:4]}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.worker"],
@@ -52,7 +53,9 @@ class LiveStack:
             cwd=ROOT,
         )
         self.stack.procs.append(proc)
-        time.sleep(1.0)
+        wait_for_worker_sync(
+            self.settings.temporal_address, self.settings.task_queue, proc.pid, proc=proc
+        )
         return proc
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.integration.stack import EXAMPLES, LiveStack
+from tests.waiting import wait_until_async
 from workflows.client import connect, start_deployment
 from workflows.models import ApproveInput, DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec, parse_spec
@@ -45,6 +46,10 @@ class Client:
         self.failed: collections.Counter[str] = collections.Counter()
         self.events: list[tuple[float, str, int]] = []
         self.stop = asyncio.Event()
+
+    def after(self, t: float) -> list[tuple[float, str, int]]:
+        """The requests answered after unix time ``t``."""
+        return [e for e in self.events if e[0] > t]
 
     async def run(self, rate: float = 50, max_seconds: float = 240) -> None:
         end = time.monotonic() + max_seconds
@@ -86,7 +91,10 @@ async def test_good_canary_promoted_bad_rolled_back_stable_serves(live_stack: Li
         assert good.outcome == "promoted", good.reason
         bad = await deploy(client, live_stack, example("demo-v3-bad.yaml", svc))
         rollback_done = time.time()
-        await asyncio.sleep(2)
+        # keep the live client going until it has seen 50 requests after the rollback
+        await wait_until_async(
+            lambda: len(traffic.after(rollback_done + 0.5)) >= 50, 60, "traffic after rollback"
+        )
     finally:
         traffic.stop.set()
         await task
@@ -96,7 +104,7 @@ async def test_good_canary_promoted_bad_rolled_back_stable_serves(live_stack: Li
     assert traffic.failed["v1"] == 0 and traffic.failed["v2"] == 0, traffic.failed
     assert traffic.failed["unreachable"] == 0
     assert traffic.failed["v3"] > 0 and traffic.served["v3"] < traffic.served["v2"]
-    after = [e for e in traffic.events if e[0] > rollback_done + 0.5]
+    after = traffic.after(rollback_done + 0.5)
     assert after and all(v == "v2" and code < 500 for _, v, code in after)
     # the platform serves v2 only and the ledger agrees
     async with httpx.AsyncClient() as c:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from temporalio.client import WorkflowFailureError
 from tests.integration.stack import ROOT, LiveStack
 from tests.integration.test_deploy_local import example
 from tests.servers import BaoServer
+from tests.temporal_env import wait_for_worker_sync
 from workflows.client import connect, start_deployment
 from workflows.models import DeployResult
 
@@ -52,8 +52,8 @@ def vault_worker(live_stack: LiveStack, openbao_server: BaoServer):  # type: ign
         cwd=ROOT,
         start_new_session=True,
     )
-    time.sleep(1.5)
     try:
+        wait_for_worker_sync(live_stack.settings.temporal_address, tq, proc.pid, proc=proc)
         yield tq, log
     finally:
         proc.terminate()

@@ -5,13 +5,14 @@ are never counted, and no slice is counted twice."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,9 +24,21 @@ from activities.settings import Settings
 from activities.soak import SoakActivities
 from loadtest.scenario import parse_scenario
 from loadtest.soak_models import SoakInput, SoakPlan
+from tests.waiting import wait_until_async
 from workflows.soak import SoakTestWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+async def slice_progress(handle: Any, index: int) -> dict[str, Any] | None:
+    """The last heartbeat of slice ``index`` once it reports requests sent, else None."""
+    desc = await handle.describe()
+    for p in desc.raw_description.pending_activities:
+        if p.activity_type.name == "soak.slice" and p.heartbeat_details.payloads:
+            beat = json.loads(p.heartbeat_details.payloads[0].data)
+            if beat.get("index") == index and beat.get("sent", 0) > 0:
+                return beat  # type: ignore[no-any-return]
+    return None
 
 
 @pytest.mark.integration
@@ -62,22 +75,8 @@ async def test_worker_killed_mid_slice_totals_exact(
             id=f"soak-crash-{uuid.uuid4()}",
             task_queue=tq,
         )
-        # wait until slice 1 is running and has heartbeated, then kill the worker
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            desc = await handle.describe()
-            pending = list(desc.raw_description.pending_activities)
-            if any(
-                p.activity_type.name == "soak.slice"
-                and p.heartbeat_details.payloads
-                and b'"index":1' in p.heartbeat_details.payloads[0].data.replace(b" ", b"")
-                for p in pending
-            ):
-                break
-            await asyncio.sleep(0.3)
-        else:
-            pytest.fail("slice 1 never started")
-        await asyncio.sleep(2)  # mid-slice
+        # wait until slice 1 is mid-way (its heartbeat reports requests sent), then kill
+        await wait_until_async(lambda: slice_progress(handle, 1), 60, "slice 1 sending")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:

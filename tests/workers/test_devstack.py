@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from tests.servers import free_port, require_server
+from tests.waiting import wait_until
 from workflows.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,14 @@ def env_for(state: Path) -> dict[str, str]:
 
 
 def start_dev(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "workers.cli", "dev"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "dev"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 90) -> str:
@@ -65,15 +72,24 @@ def test_dev_reuse_ctrl_c_and_restart(tmp_path: Path) -> None:
         children = psutil.Process(first.pid).children(recursive=True)
         assert len(children) >= 3
         # a second `codectl dev` reuses everything and does not fight for ports
-        second = subprocess.run([sys.executable, "-m", "workers.cli", "dev"], env=env, cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [sys.executable, "-m", "workers.cli", "dev"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 0, second.stdout + second.stderr
         assert second.stdout.count("reused") >= 3 and "nothing to supervise" in second.stdout
 
         async def start_one() -> str:
             client = await connect(env["CODE_TEMPORAL_ADDRESS"])
-            h = await client.start_workflow("BogusWorkflow", id=f"survives-{uuid.uuid4().hex[:6]}",
-                                            task_queue="nobody-polls-this")
+            h = await client.start_workflow(
+                "BogusWorkflow",
+                id=f"survives-{uuid.uuid4().hex[:6]}",
+                task_queue="nobody-polls-this",
+            )
             return h.id
 
         wid = asyncio.run(start_one())
@@ -81,8 +97,12 @@ def test_dev_reuse_ctrl_c_and_restart(tmp_path: Path) -> None:
         first.send_signal(signal.SIGINT)
         first.wait(timeout=60)
     assert first.returncode == 0
-    time.sleep(0.5)
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+    def alive() -> list[psutil.Process]:
+        return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+    # every process of the stack exits (a SIGKILLed straggler would still be listed)
+    wait_until(lambda: not alive(), 10, "the stack's processes to exit", ignore=(psutil.Error,))
     # restart on the same state dir: the run is still there (SQLite persistence)
     again = start_dev(env)
     try:
