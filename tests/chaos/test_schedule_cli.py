@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from typer.testing import CliRunner
 from chaos.model import parse_experiment
 from tests.chaos.conftest import ENV, SVC
 from tests.chaos.fakes import FakeChaos
+from tests.temporal_env import assert_daily_cron
+from tests.waiting import wait_until_async
 from workers.cli.chaos import chaos_app
 from workers.cli.chaos_runs import create_schedule
 from workflows.chaos import ChaosExperimentWorkflow
@@ -72,21 +75,31 @@ async def test_schedule_fires_and_runs_never_overlap(dev_env: WorkflowEnvironmen
             search_attributes=False,
         )
         h = client.get_schedule_handle(sid)
-        try:
-            desc = None
-            for _ in range(150):
+
+        async def described_when(cond: Callable[[Any], bool], what: str) -> Any:
+            async def probe() -> Any:
                 desc = await h.describe()
-                if desc.info.num_actions >= 1 and desc.info.num_actions_skipped_overlap >= 2:
-                    break
-                await asyncio.sleep(0.1)
-            assert desc is not None
+                return desc if cond(desc.info) else None
+
+            return await wait_until_async(probe, 15, what)
+
+        try:
+            desc = await described_when(
+                lambda i: i.num_actions >= 1 and i.num_actions_skipped_overlap >= 2,
+                "one firing and two skipped",
+            )
             assert desc.info.num_actions == 1, "the schedule fired exactly once"
             assert desc.info.num_actions_skipped_overlap >= 2, "later firings were skipped"
             assert len(desc.info.running_actions) == 1
-            # a manual trigger while running is skipped too (overlap SKIP)
+            # a manual trigger while running is skipped too (overlap SKIP). Paused, the
+            # schedule fires nothing by itself: the trigger is the only thing to count.
+            await h.pause()
+            skipped = (await h.describe()).info.num_actions_skipped_overlap
             await h.trigger()
-            await asyncio.sleep(1.5)
-            desc = await h.describe()
+            desc = await described_when(
+                lambda i: i.num_actions_skipped_overlap > skipped, "the trigger to be skipped"
+            )
+            assert desc.info.num_actions_skipped_overlap == skipped + 1
             assert desc.info.num_actions == 1 and len(desc.info.running_actions) == 1
             run = desc.info.running_actions[0]
         finally:
@@ -184,7 +197,7 @@ def test_cli_schedule_list_pause_unpause_delete(
     assert desc.schedule.state.paused
     assert desc.schedule.policy.pause_on_failure
     assert desc.schedule.policy.overlap.name == "SKIP"
-    assert desc.schedule.spec.cron_expressions == ["0 3 * * *"] or desc.schedule.spec.calendars
+    assert_daily_cron(desc.schedule.spec, hour=3)
     assert runner.invoke(chaos_app, ["unpause", sid]).exit_code == 0
     assert not asyncio.run(describe()).schedule.state.paused
     assert runner.invoke(chaos_app, ["delete", sid]).exit_code == 0

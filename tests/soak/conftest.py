@@ -1,10 +1,15 @@
-"""Fixtures for real soak tests: a local platform agent subprocess and a fast target."""
+"""Fixtures for real soak tests: a local platform agent subprocess, a fast target, demo
+services as plain processes, and a real Prometheus scraping their RSS."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -66,9 +71,72 @@ def fast_target() -> Iterator[str]:
         stop_process(proc)
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prometheus (``apt-get install -y prometheus``) scraping itself every second."""
+@contextlib.contextmanager
+def demo_process(**env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``deploy/examples/demo_service.py`` as a plain subprocess (no agent) on a free
+    loopback port, with ``env`` (e.g. ``DEMO_LEAK_KB_PER_S``); its process and URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "demo_service.py"],
+        cwd=EXAMPLES,
+        env={**os.environ, **env, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, 20, "demo", proc)
+        yield proc, url
+    finally:
+        stop_process(proc)
+
+
+class RssExporter:
+    """A Prometheus exporter on loopback for processes the test started: one
+    ``process_resident_memory_bytes{service=NAME}`` series per entry of ``pids``, read
+    from ``/proc/<pid>/statm`` at each scrape (the real RSS of a real process)."""
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.metrics().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def metrics(self) -> str:
+        lines = ["# TYPE process_resident_memory_bytes gauge"]
+        page = os.sysconf("SC_PAGE_SIZE")
+        for name, pid in sorted(self.pids.items()):
+            with contextlib.suppress(OSError):
+                rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+                lines.append(f'process_resident_memory_bytes{{service="{name}"}} {rss}')
+        return "\n".join(lines) + "\n"
+
+    def __enter__(self) -> RssExporter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_prometheus(d: Path, jobs: dict[str, int]) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Prometheus (``apt-get install -y prometheus``) on a free loopback port that
+    scrapes itself (job ``prometheus``) and each ``jobs`` entry (name -> loopback port)
+    every second; returns once its own series is queryable."""
     import shutil
 
     from tests.servers import require_server
@@ -76,11 +144,14 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         require_server("prometheus", "binary not found (apt-get install -y prometheus)")
-    d = tmp_path_factory.mktemp("prometheus")
     port = free_port()
+    scrape = {"prometheus": port, **jobs}
     (d / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        "global: {scrape_interval: 1s}\nscrape_configs:\n"
+        + "".join(
+            f"  - job_name: {job}\n    static_configs: [{{targets: ['127.0.0.1:{p}']}}]\n"
+            for job, p in scrape.items()
+        )
     )
     proc = subprocess.Popen(
         [
@@ -101,6 +172,19 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "prometheus",
             proc,
         )
-        yield url
-    finally:
+    except BaseException:
         stop_process(proc)
+        raise
+    return proc, url
+
+
+@pytest.fixture
+def rss_prometheus(tmp_path: Path) -> Iterator[tuple[str, RssExporter]]:
+    """Prometheus scraping an :class:`RssExporter` as job ``rss``: register pids in
+    ``exporter.pids`` and query ``process_resident_memory_bytes{job="rss",service=...}``."""
+    with RssExporter() as exporter:
+        proc, url = start_prometheus(tmp_path, {"rss": exporter.port})
+        try:
+            yield url, exporter
+        finally:
+            stop_process(proc)

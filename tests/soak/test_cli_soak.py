@@ -12,12 +12,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.interceptor import ErrorInterceptor
 from activities.settings import Settings
 from activities.soak import SoakActivities
+from loadtest.soak_models import SoakInput, load_plan
+from tests.temporal_env import assert_daily_cron
 from workflows.soak import SoakTestWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +99,16 @@ async def test_start_status_report_schedule(
             codectl, ["soak", "schedule", str(plan), "--cron", "0 3 * * *", "--id", sid], env
         )
         assert res.returncode == 0, res.stdout + res.stderr
-        desc = await dev_env.client.get_schedule_handle(sid).describe()
-        assert list(desc.schedule.spec.cron_expressions) or desc.schedule.spec.calendars
-        await dev_env.client.get_schedule_handle(sid).delete()
+        handle = dev_env.client.get_schedule_handle(sid)
+        try:
+            desc = await handle.describe()
+            assert_daily_cron(desc.schedule.spec, hour=3)
+            assert desc.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+            action = desc.schedule.action
+            assert isinstance(action, ScheduleActionStartWorkflow)
+            assert action.workflow == "SoakTestWorkflow" and action.task_queue == tq
+            assert action.id == load_plan(str(plan)).workflow_id()
+            (inp,) = await dev_env.client.data_converter.decode(action.args, [SoakInput])
+            assert inp.plan == load_plan(str(plan)) and inp.actor == f"schedule:{sid}"
+        finally:
+            await handle.delete()
