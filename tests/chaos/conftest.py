@@ -31,8 +31,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A fresh agent with demo v1 (one instance, all traffic) for each test: faults,
+    kills and the ops log of one test are never seen by another, whatever the order."""
     state = tmp_path_factory.mktemp("chaos-agent")
     proc, url = start_agent(state / "agent")
     try:
