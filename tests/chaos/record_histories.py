@@ -5,6 +5,7 @@ server, in-memory activities). Re-record only for an intended change."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import uuid
 from pathlib import Path
@@ -59,10 +60,8 @@ async def main() -> None:
                     await h.execute_update(
                         ChaosExperimentWorkflow.abort, AbortRequest(identity="recorder")
                     )
-                try:
+                with contextlib.suppress(Exception):  # failed runs are recorded too
                     await asyncio.wait_for(h.result(), 60)
-                except Exception:  # noqa: BLE001 - failed runs are recorded too
-                    pass
                 (OUT / f"{name}.json").write_text((await h.fetch_history()).to_json())
     finally:
         await env.shutdown()

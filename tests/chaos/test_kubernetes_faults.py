@@ -7,6 +7,7 @@ which is what a real cluster's CNI acts on."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,8 @@ def cluster(kmock_server: KubeServer) -> Any:  # noqa: F811
     )
     yield api, core, apps
     for i in range(3):
-        try:
+        with contextlib.suppress(Exception):  # a test may have deleted it already
             core.delete_namespaced_pod(f"checkout-v1-{i}", NS)
-        except Exception:  # noqa: BLE001
-            pass
     core.delete_namespaced_pod("other-0", NS)
     apps.delete_namespaced_deployment("checkout-v1", NS)
 
