@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import getpass
 import os
 from collections.abc import Coroutine
@@ -55,7 +56,13 @@ def run_async(coro: Coroutine[Any, Any, T], *, out: Console = err, any_error: bo
     """Run a command's coroutine. ``typer.Exit`` passes through; a ``CodeError`` fails with
     its exit code; with ``any_error`` every other exception fails with exit 1."""
     try:
-        return asyncio.run(coro)
+        try:
+            return asyncio.run(coro)
+        finally:
+            # free the Temporal client (its Rust half) now: left to the interpreter's exit,
+            # a runtime thread may touch Python while it finalizes and abort the process
+            # (temporalio/sdk-python#300; seen as exit 134/139 after a visibility query)
+            gc.collect()
     except typer.Exit:
         raise
     except CodeError as exc:
