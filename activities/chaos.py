@@ -1,11 +1,12 @@
 """Activities of ``ChaosExperimentWorkflow``: discover targets, inject and revert
-catalogued faults, run explicit rollbacks, probe the steady state, store the
-journal and report.
+catalogued faults, run explicit rollbacks, probe the steady state (HTTP, or the
+Kubernetes API for ``k8s://`` checks), store the journal, the report and the Chaos
+Toolkit-format journal (``chaos/<id>/ctk/journal.json``).
 
 Every mutation is idempotent (the key is workflow id + action + target):
 inject twice finds the fault in place, revert twice finds it gone. The inject
 activity re-checks protected services/environments (defence in depth) and
-the probe activity re-checks that the URL is loopback. Failures are the project's
+the probe activity re-checks the URL against ``allowed_targets``. Failures are the project's
 errors (:class:`ProtectedTarget`, :class:`NonLoopbackProbe`, :class:`UnsupportedRollback`,
 platform and artifact errors), their message prefixed with the action that failed; the
 worker's :class:`~activities.interceptor.ErrorInterceptor` reports them as
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -28,6 +31,7 @@ from activities.settings import Settings
 from chaos.batch import BatchRun, offsets
 from chaos.blast import merge_protected, protection_problems
 from chaos.catalogue import CATALOGUE
+from chaos.ctk_journal import CTK_JOURNAL, to_ctk_journal
 from chaos.k8s_probes import is_k8s, probe_target_problem
 from chaos.messages import (
     DiscoverInput,
@@ -268,6 +272,7 @@ class ChaosActivities:
         json_key, md_key = f"{prefix}/journal.json", f"{prefix}/report.md"
         body = j.model_dump_json(indent=2).encode()
         md = render_markdown(j).encode()
+        ctk = json.dumps(to_ctk_journal(j, platform=sys.platform), indent=2).encode()
 
         def put() -> None:
             from activities.artifacts import store_from_settings
@@ -275,6 +280,7 @@ class ChaosActivities:
             store = store_from_settings(self.settings)
             store.put(json_key, body, "application/json")
             store.put(md_key, md, "text/markdown")
+            store.put(CTK_JOURNAL.format(prefix=prefix), ctk, "application/json")  # CTK format
 
         await asyncio.to_thread(put)
         return ReportResult(json_key=json_key, md_key=md_key)
