@@ -154,6 +154,15 @@ async def test_ctk_terminate_pods_runs_on_kmock(
     names = {p.name for p in res.journal.probes}
     assert {"checkout-available", "checkout-pods-running", "no-pod-failed"} <= names
     assert all(p.ok for p in res.journal.probes)
+    # the run exported as a Chaos Toolkit journal beside CODE's own
+    import json
+
+    from activities.artifacts import LocalArtifactStore
+
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    ctk = json.loads(store.get(f"chaos/{res.workflow_id}/ctk/journal.json"))
+    assert ctk["status"] == "completed" and ctk["steady_states"]["before"]["steady_state_met"]
+    assert [r["activity"]["provider"]["func"] for r in ctk["run"]] == ["delete_pod"]
 
 
 async def _play_controller(apps: Any, stop: asyncio.Event) -> None:

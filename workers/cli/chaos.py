@@ -5,7 +5,8 @@ and scheduling live in :mod:`workers.cli.chaos_runs`).
     codectl chaos run EXP [--dry-run] [--wait] [--seed N]
     codectl chaos schedule EXP --cron "0 3 * * *" [--pause-on-failure] [--overlap skip]
     codectl chaos list | pause ID | unpause ID | trigger ID | delete ID
-    codectl chaos status WORKFLOW_ID | cancel WORKFLOW_ID | abort WORKFLOW_ID [--reason]
+    codectl chaos status WORKFLOW_ID [--output json] | cancel WORKFLOW_ID | abort WORKFLOW_ID
+    codectl chaos report WORKFLOW_ID [--out DIR]
 
 The experiment file is loaded and validated first (native or Chaos Toolkit
 format); a bad file exits 2 with every problem named and nothing is started
@@ -24,6 +25,7 @@ with --wait), 2 invalid input, 3 a server could not be reached."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +36,8 @@ from activities.settings import Settings
 from chaos.blast import Target
 from chaos.messages import AbortRequest
 from chaos.model import Experiment
+from workers.cli.artifacts import get_command
+from workers.cli.chaos_report import STATUS_SCHEMA, report_cmd
 from workers.cli.chaos_runs import create_schedule, load, plan, protected_for, start_run
 from workers.cli.common import client_for, console, err, identity, run_async, ui_link
 
@@ -108,7 +112,7 @@ def run_cmd(
             err.print(f"[red]experiment failed:[/red] {exc.cause}")
             return 1
         console.print(f"status [bold]{res.status}[/bold], deviated: {res.deviated}; {res.reason}")
-        console.print(f"report: {res.report_md_key}")
+        _print_report_hint(res.workflow_id, res.report_md_key)
         return 0 if res.status == "completed" and not res.deviated else 1
 
     code = run_async(go())
@@ -195,15 +199,35 @@ for _op in ("pause", "unpause", "trigger", "delete"):
     chaos_app.command(_op)(_schedule_op(_op))
 
 
+def _print_report_hint(workflow_id: str, key: str | None) -> None:
+    if key:
+        console.print(f"report: {key}", highlight=False)
+        console.print(f"  fetch it: codectl chaos report {workflow_id} --out DIR", highlight=False)
+        console.print(f"  or: {get_command(key)}", highlight=False)
+
+
 @chaos_app.command("status")
-def status_cmd(workflow_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def status_cmd(
+    workflow_id: str,
+    as_json: bool = typer.Option(False, "--json", help="the bare journal as JSON (unversioned)"),
+    output: str = typer.Option("text", "--output", "-o", help=f"text or json ({STATUS_SCHEMA})"),
+) -> None:
     """Show an experiment's journal (live while it runs)."""
+    if output not in ("text", "json"):
+        err.print(f"[red]error:[/red] --output must be text or json, got {output!r}")
+        raise typer.Exit(2)
 
     async def go() -> None:
         from workflows.chaos import ChaosExperimentWorkflow
 
         client = await client_for(Settings())
         j = await client.get_workflow_handle(workflow_id).query(ChaosExperimentWorkflow.status)
+        if output == "json":
+            doc = {"schema": STATUS_SCHEMA, "workflow_id": workflow_id, "journal": None}
+            if j is not None:
+                doc["journal"] = j.model_dump(mode="json")
+            print(json.dumps(doc))
+            return
         if j is None:
             console.print("not started yet")
             return
@@ -226,10 +250,12 @@ def status_cmd(workflow_id: str, as_json: bool = typer.Option(False, "--json")) 
             console.print(
                 f"  {p.started_at:%H:%M:%S} {p.phase:<7} {p.name}: {'ok' if p.ok else 'NOT OK'} {p.detail}"
             )
-        if j.report_md_key:
-            console.print(f"report: {j.report_md_key}")
+        _print_report_hint(workflow_id, j.report_md_key)
 
     run_async(go())
+
+
+chaos_app.command("report")(report_cmd)
 
 
 @chaos_app.command("cancel")

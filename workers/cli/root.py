@@ -7,6 +7,7 @@ from __future__ import annotations
 import typer
 
 from workers.cli import analysis, demo, deploy, lanes, load, stack
+from workers.cli.artifacts import artifacts_app
 from workers.cli.audit import audit_app
 from workers.cli.chaos import chaos_app
 from workers.cli.codec import codec_app, codec_server
@@ -58,6 +59,7 @@ for _name, _command in (
 
 for _sub, _name in (
     (audit_app, "audit"),
+    (artifacts_app, "artifacts"),
     (config_app, "config"),
     (chaos_app, "chaos"),
     (soak_app, "soak"),
