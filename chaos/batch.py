@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 from chaos.abort import BurnSeries, judge_round
-from chaos.messages import BurnTail, ProbeBatchInput, ProbeBatchResult, ProbeRecord, ProbeTally
+from chaos.messages import BurnTail, ProbeBatchInput, ProbeBatchResult, ProbeRecord
 
 BATCH_WINDOW_S = 600.0  # a batch holds about ten minutes of rounds...
 MAX_BATCHES = 500  # ...unless the window would need more batches than this
@@ -117,10 +117,3 @@ class BatchRun:
         )
         res.partial = partial
         return res
-
-
-def tally_of(records: Sequence[ProbeRecord]) -> ProbeTally:
-    """A tally of one round (the one-probe-at-a-time path)."""
-    t = ProbeTally()
-    t.add(list(records))
-    return t
