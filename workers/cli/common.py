@@ -38,10 +38,10 @@ T = TypeVar("T")
 def fail(problem: BaseException | str, exit_code: int = 1, *, out: Console = err) -> typer.Exit:
     """Print why a command failed (one ``error:`` line per reason, never a traceback) and
     return the ``typer.Exit`` to raise. A ``CodeError`` brings its own exit code (a
-    ``SpecError`` with one problem is one line: ``<file>: <problem>``); any other
+    ``SpecError`` with one problem is one line: ``<file> is invalid: <problem>``); any other
     exception is named by its type; a plain message exits with ``exit_code``."""
     if isinstance(problem, SpecError) and len(problem.problems) == 1:
-        reason, code = f"{problem.source}: {problem.problems[0]}", problem.exit_code
+        reason, code = f"{problem.source} is invalid: {problem.problems[0]}", problem.exit_code
     elif isinstance(problem, CodeError):
         reason, code = str(problem), problem.exit_code
     elif isinstance(problem, BaseException):
