@@ -10,8 +10,8 @@ when the run closes, so a lane is never leaked. Deterministic: workflow APIs onl
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow

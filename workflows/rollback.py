@@ -17,6 +17,9 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from code_foundation.error_types import LANE_BUSY, NON_RETRYABLE, ROLLBACK_IMPOSSIBLE
     from code_foundation.names import SA_OUTCOME, A, W
+    from workflows.inputs import parse_input
+    from workflows.lane_models import lane_id, lane_target
+    from workflows.lane_session import LaneSession
     from workflows.models import (
         ApplyVersionInput,
         ApplyVersionResult,
@@ -34,9 +37,6 @@ with workflow.unsafe.imports_passed_through():
         SetTrafficInput,
         SetTrafficResult,
     )
-    from workflows.inputs import parse_input
-    from workflows.lane_models import lane_id, lane_target
-    from workflows.lane_session import LaneSession
     from workflows.spec import DeploymentSpec, Platform
 
 # rollbacks must always finish: retry for a long time, never give up on transient errors
