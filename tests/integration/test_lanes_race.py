@@ -151,12 +151,10 @@ async def test_three_versions_within_one_second(live_stack: LiveStack, policy: s
     traffic = Client(await endpoint(live_stack, svc))
     task = asyncio.create_task(traffic.run(rate=40))
     try:
-        t0 = time.monotonic()
         handles = [
             await start_deployment(client, canary(svc, v, policy), "it", tq)
             for v in ("v2", "v3", "v4")
         ]
-        assert time.monotonic() - t0 < 1.0, "the three runs were not started within 1 s"
         wids = [h.id for h in handles]
         results = dict(
             zip(wids, await asyncio.gather(*(run_to_end(client, w) for w in wids)), strict=True)
@@ -172,6 +170,14 @@ async def test_three_versions_within_one_second(live_stack: LiveStack, policy: s
     refused = {w: results[w] for w in wids if w not in ran}
     order = grant_order(live_stack, svc, wids)
     assert sorted(order) == sorted(ran), (order, results)
+    # the race premise, on the server's clocks rather than this machine's speed: all three
+    # runs were started while the first holder of the lane still held it
+    descs = {w: await client.get_workflow_handle(w).describe() for w in wids}
+    first_close = descs[order[0]].close_time
+    assert first_close is not None, descs[order[0]].status
+    assert all(d.start_time < first_close for d in descs.values()), {
+        w: (d.start_time, d.close_time) for w, d in descs.items()
+    }
     ops = await journal(live_stack, svc)
     at_first = replay_journal(ops)
     stable = "v1"
