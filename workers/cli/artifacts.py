@@ -16,7 +16,6 @@ Exit codes: 0 ok, 1 not found or corrupted, 2 invalid input, 3 the store is unre
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Literal
@@ -33,6 +32,7 @@ from activities.artifacts import (
 )
 from activities.settings import Settings
 from workers.cli.common import console, err
+from workers.cli.output import emit
 
 LIST_SCHEMA = "code.artifacts.list/v1"
 VERSIONS_SCHEMA = "code.artifacts.versions/v1"
@@ -84,7 +84,7 @@ def list_cmd(
     except (ArtifactError, ArtifactStoreUnavailable) as exc:
         raise _fail(exc) from None
     if output == "json":
-        print(json.dumps({"schema": LIST_SCHEMA, "prefix": prefix, "keys": keys}))
+        emit(LIST_SCHEMA, {"prefix": prefix, "keys": keys})
         return
     for k in keys:
         console.print(k, highlight=False)
@@ -103,8 +103,7 @@ def versions_cmd(
     except (ArtifactError, ArtifactStoreUnavailable) as exc:
         raise _fail(exc) from None
     if output == "json":
-        doc = {"schema": VERSIONS_SCHEMA, "key": key, "versions": [r.model_dump() for r in refs]}
-        print(json.dumps(doc))
+        emit(VERSIONS_SCHEMA, {"key": key, "versions": [r.model_dump() for r in refs]})
         return
     for r in refs:
         console.print(f"{r.version_id}  {r.size:>10}  sha256 {r.sha256}", highlight=False)

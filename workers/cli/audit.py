@@ -9,6 +9,7 @@ import typer
 
 from code_foundation.errors import CodeError
 from workers.cli.common import console, fail, mask_url
+from workers.cli.output import OUTPUT_HELP, check_output, emit
 
 audit_app = typer.Typer(help="Inspect the release ledger's audit chain.", no_args_is_help=True)
 
@@ -19,11 +20,12 @@ def _audit() -> None:
 
 
 @audit_app.command("verify")
-def verify() -> None:
+def verify(output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)) -> None:
     """Verify every audit record hashes its predecessor; exit 1 at the first broken link."""
     from activities.ledger import Ledger
     from activities.settings import Settings
 
+    check_output(output)
     url = Settings().effective_ledger_url()
     try:
         ledger = Ledger(url)
@@ -37,6 +39,10 @@ def verify() -> None:
             f"cannot read the ledger: {type(exc).__name__}: {first}", 3, out=console
         ) from None
     safe_url = mask_url(url)
+    if output == "json":
+        doc = {"ok": broken is None, "records": len(records), "broken_seq": broken}
+        emit("code.audit.verify/v1", {**doc, "ledger": safe_url})
+        raise typer.Exit(0 if broken is None else 1)
     if broken is None:
         console.print(f"OK: {len(records)} record(s) verified in {safe_url}")
         return

@@ -25,7 +25,6 @@ with --wait), 2 invalid input, 3 a server could not be reached."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +39,7 @@ from workers.cli.artifacts import get_command
 from workers.cli.chaos_report import STATUS_SCHEMA, report_cmd
 from workers.cli.chaos_runs import create_schedule, load, plan, protected_for, start_run
 from workers.cli.common import client_for, console, err, identity, run_async, ui_link
+from workers.cli.output import OUTPUT_HELP, check_output, emit
 
 chaos_app = typer.Typer(
     help="Chaos experiments as durable workflows whose rollbacks always run.",
@@ -210,12 +210,10 @@ def _print_report_hint(workflow_id: str, key: str | None) -> None:
 def status_cmd(
     workflow_id: str,
     as_json: bool = typer.Option(False, "--json", help="the bare journal as JSON (unversioned)"),
-    output: str = typer.Option("text", "--output", "-o", help=f"text or json ({STATUS_SCHEMA})"),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Show an experiment's journal (live while it runs)."""
-    if output not in ("text", "json"):
-        err.print(f"[red]error:[/red] --output must be text or json, got {output!r}")
-        raise typer.Exit(2)
+    check_output(output)
 
     async def go() -> None:
         from workflows.chaos import ChaosExperimentWorkflow
@@ -223,10 +221,8 @@ def status_cmd(
         client = await client_for(Settings())
         j = await client.get_workflow_handle(workflow_id).query(ChaosExperimentWorkflow.status)
         if output == "json":
-            doc = {"schema": STATUS_SCHEMA, "workflow_id": workflow_id, "journal": None}
-            if j is not None:
-                doc["journal"] = j.model_dump(mode="json")
-            print(json.dumps(doc))
+            doc = j.model_dump(mode="json") if j is not None else None
+            emit(STATUS_SCHEMA, {"workflow_id": workflow_id, "journal": doc})
             return
         if j is None:
             console.print("not started yet")

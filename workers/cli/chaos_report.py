@@ -29,6 +29,7 @@ from chaos.messages import Journal
 from chaos.report import render_markdown
 from chaos.report_html import render_html
 from workers.cli.common import client_for, console, err, run_async
+from workers.cli.output import check_output, emit
 
 STATUS_SCHEMA = "code.chaos.status/v1"
 REPORT_SCHEMA = "code.chaos.report/v1"
@@ -80,9 +81,7 @@ def report_cmd(
     output: str = typer.Option("text", "--output", "-o", help=f"text or json ({REPORT_SCHEMA})"),
 ) -> None:
     """Write a run's report (Markdown + self-contained HTML) and journals (CODE + CTK)."""
-    if output not in ("text", "json"):
-        err.print(f"[red]error:[/red] --output must be text or json, got {output!r}")
-        raise typer.Exit(2)
+    check_output(output)
     dest = out or Path(f"chaos-report-{workflow_id}")
 
     async def go() -> int:
@@ -97,12 +96,11 @@ def report_cmd(
         files = write_reports(j, dest)
         if output == "json":
             doc: dict[str, Any] = {
-                "schema": REPORT_SCHEMA,
                 "workflow_id": workflow_id,
                 "source": source,
                 "files": {k: str(v) for k, v in files.items()},
             }
-            print(json.dumps(doc))
+            emit(REPORT_SCHEMA, doc)
             return 0
         if source == "workflow":
             err.print("[yellow]no stored journal yet; rendered from the workflow's status[/]")

@@ -32,6 +32,7 @@ from workers.cli.common import (
     ui_link,
 )
 from workers.cli.lanes import busy_reason, lane_state, lane_workflow_id
+from workers.cli.output import OUTPUT_HELP, check_output, emit
 from workers.cli.progress import follow, lane_busy, render_status
 from workflows.spec import DeploymentSpec, spec_json_schema
 
@@ -122,7 +123,7 @@ async def _status(workflow_id: str, watch: bool, output: str = "text") -> int:
     except Exception as exc:  # noqa: BLE001 - any failure to query is reported the same way
         raise fail(f"cannot query {workflow_id}: {exc}") from None
     if output == "json":
-        sys.stdout.write(st.model_dump_json(indent=2) + "\n")
+        emit("code.status/v1", json.loads(st.model_dump_json()))
     else:
         console.print(render_status(st, ui_link(settings, workflow_id)))
     return 0
@@ -283,13 +284,32 @@ async def start_manual_rollback(
 
 
 def history(
-    service: str, env: str | None = typer.Option(None, "--env", "-e"), limit: int = 20
+    service: str,
+    env: str | None = typer.Option(None, "--env", "-e"),
+    limit: int = 20,
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Release history of a service from the ledger."""
     from activities.ledger import Ledger
 
+    check_output(output)
     settings = Settings()
     rows = Ledger(settings.effective_ledger_url()).history(service, env, limit=limit)
+    if output == "json":
+        releases = [
+            {
+                "when": r.updated_at,
+                "environment": r.environment,
+                "version": r.version,
+                "status": r.status,
+                "actor": r.actor,
+                "strategy": r.strategy,
+                "workflow_id": r.workflow_id,
+            }
+            for r in rows
+        ]
+        emit("code.history/v1", {"service": service, "environment": env, "releases": releases})
+        return
     table = Table(title=f"releases of {service}")
     for col in ("when", "env", "version", "status", "actor", "strategy", "workflow"):
         table.add_column(col)

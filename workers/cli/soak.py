@@ -11,6 +11,7 @@ could not be reached, 1 anything else."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import typer
 from activities.settings import Settings
 from code_foundation.loader import read_text
 from workers.cli.common import client_for, console, run_async, ui_link
+from workers.cli.output import OUTPUT_HELP, check_output, emit
 
 soak_app = typer.Typer(
     help="24-hour soak tests: start, schedule, status, report.", no_args_is_help=True
@@ -183,10 +185,13 @@ def soak_schedule(
 def soak_status(
     run_id: str = typer.Argument(..., help="workflow id"),
     watch: bool = typer.Option(False, "--watch", "-w"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="the bare status as JSON (unversioned)"),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Elapsed/remaining, current rate, last check (Temporal query)."""
     from loadtest.soak_models import SoakStatus
+
+    check_output(output)
 
     async def go() -> None:
         client = await client_for(Settings())
@@ -195,7 +200,10 @@ def soak_status(
             await _watch(handle)
             return
         st = await handle.query("status", result_type=SoakStatus)
-        if st is None:
+        if output == "json":
+            doc = json.loads(st.model_dump_json()) if st is not None else None
+            emit("code.soak.status/v1", {"run_id": run_id, "status": doc})
+        elif st is None:
             console.print("no status yet")
         elif json_out:
             console.print_json(st.model_dump_json())
