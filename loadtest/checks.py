@@ -133,7 +133,8 @@ def rss_trend(points: list[TrendPoint], warmup_s: float) -> dict[str, float] | N
 
 def _burn(plan: SoakPlan, slices: list[SliceSummary], now_s: float) -> list[dict[str, float]]:
     slo = plan.checks.slo
-    assert slo is not None
+    if slo is None:
+        raise ValueError("the plan has no SLO check")
     ts = [s.end_s for s in slices]
     good = [float(s.good) for s in slices]
     total = [float(s.slo_total) for s in slices]

@@ -16,6 +16,7 @@ remaining requests as timeouts. Only loopback targets are accepted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -123,7 +124,8 @@ class LoadRun:
 
     # ---------------------------------------------------------- callbacks
     def _on_done(self, conn: Http1Conn, status: int, error: str | None) -> None:
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("the load engine is not running")
         latency_ms = (self._loop.time() - conn.intended) * 1000.0
         i = conn.idx
         if error is None:
@@ -148,11 +150,13 @@ class LoadRun:
     def _fire(self, conn: Http1Conn, i: int, intended: float) -> None:
         req = self.reqs[i]
         conn.send(req.data, req.head, i, intended)
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("the load engine is not running")
         conn.timer = self._loop.call_at(self._loop.time() + req.timeout, conn.timed_out)
 
     async def _connect_and_fire(self, i: int, intended: float) -> None:
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("the load engine is not running")
         req = self.reqs[i]
         conn = Http1Conn(self._on_done)
         conn.busy = True
@@ -174,10 +178,11 @@ class LoadRun:
         self.conns.add(conn)
         self._fire(conn, i, intended)
 
-    async def _prewarm(self, n: int, timeout: float = 2.0) -> None:
+    async def _prewarm(self, n: int, timeout: float = 2.0) -> None:  # noqa: ASYNC109 - a connect bound, not a cancellation scope
         """Open ``n`` keep-alive connections before the clock starts (like k6's
         pre-allocated VUs), so the first arrivals do not all pay for a connect."""
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("the load engine is not running")
         loop = self._loop
 
         async def one() -> None:
@@ -310,12 +315,11 @@ class LoadRun:
     async def _drain(self, grace: float) -> None:
         if self.in_flight == 0:
             return
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("the load engine is not running")
         self._drained = self._loop.create_future()
-        try:
+        with contextlib.suppress(TimeoutError):  # what is still in flight is counted as cut off
             await asyncio.wait_for(asyncio.shield(self._drained), grace)
-        except TimeoutError:
-            pass
 
     def _close_all(self) -> None:
         now = self._loop.time() if self._loop is not None else 0.0

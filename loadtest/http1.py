@@ -67,7 +67,8 @@ class Http1Conn(asyncio.Protocol):
         self.idx = idx
         self.intended = intended
         self._reset()
-        assert self.transport is not None
+        if self.transport is None:
+            raise RuntimeError("send() before the connection was made")
         self.transport.write(data)
 
     def timed_out(self) -> None:
@@ -174,9 +175,8 @@ def encode_request(
     lower = {k.lower() for k in headers}
     for k, v in headers.items():
         lines.append(f"{k}: {v}")
-    if body or method in ("POST", "PUT", "PATCH"):
-        if "content-length" not in lower:
-            lines.append(f"Content-Length: {len(body)}")
+    if (body or method in ("POST", "PUT", "PATCH")) and "content-length" not in lower:
+        lines.append(f"Content-Length: {len(body)}")
     if "user-agent" not in lower:
         lines.append("User-Agent: code-load/1")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -146,7 +146,8 @@ class LoadProfile(_Model):
             self.duration = total
             if max(self.start_rate, *(s.target for s in self.stages)) <= 0:
                 raise ValueError("a ramping profile needs some stage with target > 0")
-        assert self.duration is not None
+        if self.duration is None:
+            raise ValueError("a constant profile needs a duration")
         if self.duration > MAX_DURATION:
             raise ValueError(f"duration must be at most {MAX_DURATION.days} days")
         if self.graceful_stop.total_seconds() < 0:
@@ -155,13 +156,15 @@ class LoadProfile(_Model):
 
     @property
     def seconds(self) -> float:
-        assert self.duration is not None
+        if self.duration is None:
+            raise ValueError("the profile has no duration")
         return self.duration.total_seconds()
 
     def _segments(self) -> list[tuple[float, float, float]]:
         """(duration_s, rate_start, rate_end) pieces."""
         if self.executor == "constant":
-            assert self.rate is not None
+            if self.rate is None:
+                raise ValueError("a constant profile needs a rate")
             return [(self.seconds, self.rate, self.rate)]
         out, prev = [], self.start_rate
         for s in self.stages:

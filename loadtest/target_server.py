@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 
 _BODY = b"ok\n"
@@ -64,16 +65,12 @@ async def serve(port: int, max_seconds: float, ready: asyncio.Event | None = Non
     server = await loop.create_server(_Proto, "127.0.0.1", port, backlog=1024)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     if ready is not None:
         ready.set()
-    try:
+    with contextlib.suppress(TimeoutError):  # the bounded run is over
         await asyncio.wait_for(stop.wait(), max_seconds)
-    except TimeoutError:
-        pass
     server.close()
     return _Proto.served
 
