@@ -172,7 +172,14 @@ class SoakActivities:
                 "graceful_stop": min(5.0, inp.scenario.timeout.total_seconds()),
             }
         )
-        run = load_run(inp.scenario, profile, base_url=inp.url, slo_latency_ms=inp.slo_latency_ms)
+        ca = str(self.settings.tls_ca_file) if self.settings.tls_ca_file else None
+        run = load_run(
+            inp.scenario,
+            profile,
+            base_url=inp.url,
+            slo_latency_ms=inp.slo_latency_ms,
+            ca_file=ca,  # HTTPS trust: the tls_ca_file setting
+        )
         samples: list[ResourceSample] = []
         stop = asyncio.Event()
         sampler = None

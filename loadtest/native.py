@@ -185,11 +185,15 @@ def load_run(
     engine: EngineName | None = None,
     base_url: str | None = None,
     slo_latency_ms: float | None = None,
+    ca_file: str | None = None,
 ) -> NativeLoadRun | LoadRun:
-    """A run on the chosen engine (default: native, or ``$CODE_LOAD_ENGINE``)."""
+    """A run on the chosen engine (default: native, or ``$CODE_LOAD_ENGINE``);
+    ``ca_file`` (HTTPS trust, native engine) is the ``tls_ca_file`` setting."""
     name = engine or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
     if name == "native":
-        return NativeLoadRun(scenario, profile, base_url=base_url, slo_latency_ms=slo_latency_ms)
+        return NativeLoadRun(
+            scenario, profile, base_url=base_url, slo_latency_ms=slo_latency_ms, ca_file=ca_file
+        )
     if name == "python":
         return LoadRun(scenario, profile, base_url=base_url, slo_latency_ms=slo_latency_ms)
     raise SpecError(ENGINE_ENV, [f"engine: unknown load engine {name!r} (native or python)"])

@@ -136,3 +136,25 @@ async def test_https_load_with_the_configured_ca(tls: tuple[dict[str, Path], str
     prof = make_profile(None, rate=50, duration="1s", max_vus=10)
     st = await NativeLoadRun(sc, prof, ca_file=str(settings.tls_ca_file)).run()
     assert st.completed == 50 and st.ok == 50 and st.errors == 0
+
+
+async def test_codectl_load_https_uses_the_tls_ca_file_setting(
+    tls: tuple[dict[str, Path], str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from workers.cli.root import app
+
+    pki, url, _ = tls
+    scenario = tmp_path / "sc.yaml"
+    scenario.write_text(f"base_url: {url}\ntimeout: 2s\ntargets:\n  - name: home\n")
+    monkeypatch.setenv("CODE_TLS_CA_FILE", str(pki["ca"]))
+    args = ["load", str(scenario), "--rate", "20", "--duration", "1s", "--json"]
+    r = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert r.exit_code == 0, r.output
+    stats = json.loads(r.stdout[r.stdout.index("{") :])
+    summary = stats["summary"]
+    assert summary["completed"] == 20 and summary["errors"] == 0 and summary["dropped"] == 0

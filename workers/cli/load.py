@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from activities.settings import Settings
 from code_foundation.loader import read_text
 from workers.cli.common import console, fail, run_async
 
@@ -37,7 +38,14 @@ def load(
         profile = make_profile(
             sc.load, rate=rate, duration=duration, max_vus=max_vus, source=f"{scenario} (load)"
         )
-        run = load_run(sc, profile, base_url=target, slo_latency_ms=slo_latency_ms)
+        ca = Settings().tls_ca_file  # HTTPS trust (allowed_targets is applied by codectl)
+        run = load_run(
+            sc,
+            profile,
+            base_url=target,
+            slo_latency_ms=slo_latency_ms,
+            ca_file=str(ca) if ca else None,
+        )
     except Exception as exc:  # noqa: BLE001 - a CLI names the problem, not a traceback
         raise fail(exc, out=console) from None
 
