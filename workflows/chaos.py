@@ -249,7 +249,8 @@ class ChaosExperimentWorkflow:
         if j.rollback_failed:
             raise ApplicationError(
                 f"chaos experiment {exp.title!r}: rollback failed; faults may still be in place "
-                f"(see {j.report_md_key or 'the journal query'})",
+                f"(see {j.report_md_key or 'the journal query'}; "
+                f"fetch: codectl chaos report {j.workflow_id})",
                 j.model_dump(mode="json"),
                 type=ROLLBACK_FAILED,
                 non_retryable=True,

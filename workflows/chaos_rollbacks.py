@@ -131,6 +131,7 @@ async def store_report(shield: Shield, j: Journal) -> str | None:
         {"report_json_key": res.json_key, "report_md_key": res.md_key, "status": j.status}
     )
     workflow.set_current_details(
-        f"**{j.status}** (deviated: {j.deviated}) — report `{res.md_key}`, journal `{res.json_key}`"
+        f"**{j.status}** (deviated: {j.deviated}) — report `{res.md_key}`, journal "
+        f"`{res.json_key}` (fetch: `codectl chaos report {j.workflow_id}`)"
     )
     return None
