@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test setup setup-test lint rust-check bench down screenshot
+.PHONY: demo test setup setup-test lint rust-check bench down screenshot crash-matrix
 
 demo: setup
 	$(VENV)/bin/codectl demo
@@ -32,6 +32,11 @@ bench: setup-test
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_judge.py
 	$(PY) bench/bench_time_to_safety.py
+
+# every workflow type x crash point x {worker, agent, temporal}; CRASH_TRIALS=N per cell,
+# CRASH_JOBS stacks at once; the table goes to artifacts/crash-matrix.md
+crash-matrix: setup-test
+	$(PY) -m tests.crash.matrix
 
 screenshot: setup-test
 	mkdir -p screenshots
