@@ -9,9 +9,10 @@ recognises a repeated request by the requester's workflow id and run id).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from opentelemetry import context as otel_context
 from temporalio import activity
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -28,6 +29,17 @@ from workflows.lane_models import (
 )
 
 
+@contextlib.contextmanager
+def _own_trace() -> Iterator[None]:
+    """A lane serves many runs: what it does is traced on its own, not in the trace of
+    whichever deployment happened to start it (no tracing context is propagated)."""
+    token = otel_context.attach(otel_context.Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 class LaneActivities:
     @activity.defn(name=LaneA.REQUEST)
     async def request(self, inp: LaneRequestInput) -> None:
@@ -42,7 +54,7 @@ class LaneActivities:
         # which the time-skipping test server does not handle); a lane that ended idle
         # between the two is started again
         for _ in range(3):
-            with contextlib.suppress(WorkflowAlreadyStartedError):
+            with _own_trace(), contextlib.suppress(WorkflowAlreadyStartedError):
                 await client.start_workflow(
                     W.LANE,
                     LaneInput(lane=req.lane),
@@ -54,7 +66,8 @@ class LaneActivities:
                     static_summary=f"release lane {req.lane}",
                 )
             try:
-                await client.get_workflow_handle(req.lane).signal(ACQUIRE_SIGNAL, req)
+                with _own_trace():
+                    await client.get_workflow_handle(req.lane).signal(ACQUIRE_SIGNAL, req)
                 return
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
