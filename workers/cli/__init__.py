@@ -20,6 +20,8 @@ Modules (one per command group; :mod:`root` imports them, they never import it):
 * :mod:`~workers.cli.stack`: ``dev``, ``down``, ``worker``.
 * :mod:`~workers.cli.deploy`: ``schema``, ``validate``, ``deploy``, ``status``, ``pause``,
   ``resume``, ``abort``, ``approve``, ``rollback``, ``history``.
+* :mod:`~workers.cli.lanes`: ``lanes`` (the release lanes in use: holder and queue), and
+  the lane look-up of ``deploy`` / ``rollback`` with ``concurrency: reject``.
 * :mod:`~workers.cli.demo`: ``demo``, the two-minute tour.
 * :mod:`~workers.cli.load`: ``load``, an open-model load run.
 * :mod:`~workers.cli.analysis`: ``rejudge`` and ``analyse``.
