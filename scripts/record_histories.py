@@ -22,6 +22,7 @@ from tests.workflows.fakes import FakePlatform  # noqa: E402
 from tests.workflows.test_deployment import spec  # noqa: E402
 from workflows.client import data_converter  # noqa: E402
 from workflows.deployment import DeploymentWorkflow  # noqa: E402
+from workflows.lane import ReleaseLaneWorkflow  # noqa: E402
 from workflows.models import DeployInput, RollbackInput  # noqa: E402
 from workflows.rollback import RollbackWorkflow  # noqa: E402
 
@@ -41,7 +42,7 @@ async def main() -> None:
         Worker(
             env.client,
             task_queue=tq,
-            workflows=[DeploymentWorkflow, RollbackWorkflow],
+            workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
             activities=fake.activities(),
         ),
     ):
@@ -69,6 +70,10 @@ async def main() -> None:
                 ),
             ),
         }
+        if "--lanes" in sys.argv:
+            # histories recorded since release lanes: written beside the older ones (which
+            # keep pinning the pre-lane command order), never over them
+            runs = {f"{name}_lanes": run for name, run in runs.items()}
         for name, (wf, arg) in runs.items():
             handle = await env.client.start_workflow(
                 wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}", task_queue=tq
@@ -77,9 +82,17 @@ async def main() -> None:
             history = await handle.fetch_history()
             (OUT / f"{name}.json").write_text(history.to_json())
             # the child rollback of the failed canary is its own history
-            if name == "deployment_canary_rolled_back":
+            if name.startswith("deployment_canary_rolled_back"):
                 child = env.client.get_workflow_handle("rollback-shop-prod-from-v3")
-                (OUT / "rollback_child.json").write_text((await child.fetch_history()).to_json())
+                suffix = name.removeprefix("deployment_canary_rolled_back")
+                (OUT / f"rollback_child{suffix}.json").write_text(
+                    (await child.fetch_history()).to_json()
+                )
+            if name == "rollback_manual_lanes":
+                lane = env.client.get_workflow_handle(f"lane-shop-prod-local@{tq}")
+                (OUT / "lane_one_holder_lanes.json").write_text(
+                    (await lane.fetch_history()).to_json()
+                )
             print("recorded", name)
 
 
