@@ -162,13 +162,8 @@ def _save_record(settings: Settings, record: dict[str, int]) -> None:
 
 def update_record(settings: Settings, **pids: int | None) -> None:
     """Set (or, with None, drop) recorded pids, keeping the others."""
-    record = _load_record(settings)
-    for name, pid in pids.items():
-        if pid is None:
-            record.pop(name, None)
-        else:
-            record[name] = pid
-    _save_record(settings, record)
+    record = _load_record(settings) | {k: v for k, v in pids.items() if v is not None}
+    _save_record(settings, {k: v for k, v in record.items() if pids.get(k, v) is not None})
 
 
 def _spawn(
@@ -223,10 +218,20 @@ def ensure(
     components are started (and supervised) by a supervisor process instead."""
     if detach:
         return _ensure_detached(settings, with_worker, ui_port)
+    stack = Stack(settings)
+    try:
+        _start(stack, with_worker, ui_port)
+    except BaseException:  # interrupted or failed half-way: stop what was started
+        stack.stop()
+        raise
+    return stack
+
+
+def _start(stack: Stack, with_worker: bool, ui_port: int | None) -> None:
+    settings = stack.settings
     state = settings.state_dir
     state.mkdir(parents=True, exist_ok=True)
     logs = state / "logs"
-    stack = Stack(settings)
     record = _load_record(settings)
     env = settings_env(settings)
 
@@ -319,7 +324,6 @@ def ensure(
 
     # recorded either way, so a second `codectl dev` finds and reuses them
     _save_record(settings, record)
-    return stack
 
 
 # ---------------------------------------------------------------------- detached supervisor
