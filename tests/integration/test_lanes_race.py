@@ -37,7 +37,7 @@ from tests.integration.test_deploy_local import Client, endpoint, example
 from tests.waiting import wait_until_async
 from workers.cli.lanes import lane_state, lane_workflow_id
 from workflows.client import connect, start_deployment
-from workflows.models import DeployResult
+from workflows.models import DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec
 
 pytestmark = pytest.mark.integration
@@ -66,12 +66,18 @@ def first_release(service: str) -> DeploymentSpec:
     return example("demo-v1.yaml", service, replicas=1)
 
 
-async def run_to_end(client: Any, wid: str) -> DeployResult | str:
-    """The run's result, or the failure type (e.g. ``LaneBusy``) when it failed."""
+async def run_to_end(client: Any, wid: str, timeout: float = 150) -> DeployResult | str:
+    """The run's result, or the failure type (e.g. ``LaneBusy``) when it failed; a run
+    still open after ``timeout`` seconds fails the test with its status and its lane's."""
+    handle = client.get_workflow_handle(wid, result_type=DeployResult)
     try:
-        return await client.get_workflow_handle(wid, result_type=DeployResult).result()
+        return await asyncio.wait_for(handle.result(), timeout)
     except WorkflowFailureError as exc:
         return str(getattr(exc.cause, "type", None) or exc.cause)
+    except TimeoutError:
+        st = await handle.query("status", result_type=DeployStatus)
+        lane = await lane_state(client, st.lane) if st.lane else None
+        pytest.fail(f"{wid} still running after {timeout}s: {st}\nlane: {lane}")
 
 
 async def journal(stack: LiveStack, service: str) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@
 * :func:`lane_workflow_id`: the lane workflow id of a service/environment/target as the
   workers on ``task_queue`` name it (``@<queue>`` appended off the default queue).
 * :func:`lane_state`: the lane's ``state`` Query, or ``None`` when the lane is free
-  (no lane workflow, or it has ended).
+  (no lane workflow, or it has ended); ``ServerUnavailable`` (exit 3) when it cannot be
+  read.
 * :func:`busy_reason`: why a ``reject`` request would be refused now ("" when free).
 * ``codectl lanes [SERVICE] [--env E] [--output json]``: the running lanes (found by the
   visibility query ``WorkflowType="ReleaseLaneWorkflow" AND ExecutionStatus="Running"``),
@@ -20,6 +21,7 @@ import typer
 from rich.table import Table
 
 from activities.settings import Settings
+from code_foundation.errors import ServerUnavailable
 from code_foundation.names import SA_ENVIRONMENT, SA_SERVICE, TASK_QUEUE, W
 from workers.cli.common import client_for, console, fail, run_async
 from workflows.lane_models import LaneRequest, LaneState, lane_id, lane_target
@@ -39,19 +41,21 @@ def lane_workflow_id(
 
 async def lane_state(client: Any, workflow_id: str) -> LaneState | None:
     """The lane's state; ``None`` when no lane workflow runs under ``workflow_id``."""
-    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
     from temporalio.service import RPCError, RPCStatusCode
 
     handle = client.get_workflow_handle(workflow_id)
     try:
         desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        return await handle.query("state", result_type=LaneState)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None
-        raise
-    if desc.status != WorkflowExecutionStatus.RUNNING:
-        return None
-    return await handle.query("state", result_type=LaneState)
+        raise ServerUnavailable(f"cannot read release lane {workflow_id}: {exc}") from None
+    except WorkflowQueryFailedError as exc:
+        raise ServerUnavailable(f"release lane {workflow_id} did not answer: {exc}") from None
 
 
 def busy_reason(state: LaneState | None) -> str:
