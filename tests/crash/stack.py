@@ -238,7 +238,8 @@ class CrashStack:
         async with httpx.AsyncClient(timeout=10) as c:
             r = await c.get(f"{self.agent_url}/v1/services/{service}/{environment}")
             r.raise_for_status()
-            return r.json()  # type: ignore[no-any-return]
+            doc: dict[str, Any] = r.json()
+            return doc
 
     async def endpoint(self, service: str, environment: str) -> str:
         return str((await self.describe(service, environment))["endpoint"]).rstrip("/")
