@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests.servers are parameter names
 """The ledger against SQLite and a real PostgreSQL 15: every test in this module runs on
 both backends (``ledger_url`` is parametrised). PostgreSQL is started by
 ``tests.servers.postgres_server`` (initdb + postgres on 127.0.0.1, free port). The outage

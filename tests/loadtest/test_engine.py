@@ -111,7 +111,7 @@ async def test_stop_ends_early(target: Target) -> None:
     sc = _sc(target.url, [{"name": "home"}])
     run = LoadRun(sc, make_profile(None, rate=100, duration="30s"))
 
-    def stop_after_half_second(p) -> None:  # noqa: ANN001
+    def stop_after_half_second(p) -> None:
         if p.elapsed_s > 0.4:
             run.stop()
 
