@@ -18,6 +18,7 @@ import asyncio
 import collections
 import os
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -106,7 +107,18 @@ async def run(
     results = await run_batch(root / "ref", keep, scenarios)
     if ci:
         return results
-    plan = batches(full_plan(refs, processes, trials))
+    resumed = _resumed(os.environ.get("CRASH_RESUME", ""))
+    done_keys = collections.Counter((r.scenario, r.point, r.process) for r in resumed)
+    todo = []
+    for t in full_plan(refs, processes, trials):
+        key = (t.scenario, t.point.label if not isinstance(t.point, str) else t.point, t.process)
+        if done_keys[key] > 0:
+            done_keys[key] -= 1
+        else:
+            todo.append(t)
+    if resumed:
+        print(f"{len(resumed)} trials taken from {os.environ['CRASH_RESUME']}", flush=True)
+    plan = batches(todo)
     print(f"{sum(len(b) for b in plan)} trials in {len(plan)} batches, {jobs} at once", flush=True)
     sem = asyncio.Semaphore(jobs)
 
@@ -115,7 +127,23 @@ async def run(
             return await run_batch(root / f"b{i}", batch, [], refs=refs)
 
     done = await asyncio.gather(*(one(i, b) for i, b in enumerate(plan)))
-    return [r for rs in done for r in rs]
+    return resumed + [r for rs in done for r in rs]
+
+
+def _resumed(log: str) -> list[TrialResult]:
+    """Trials reported by an earlier, interrupted run's log (``  ok s | point | process``):
+    a resumed run skips them and counts them as that log reported them."""
+    if not log:
+        return []
+    out = []
+    for line in Path(log).read_text().splitlines():
+        m = re.match(r"^  (ok|FAIL) (\S+) \| (.+?) \| (\w+) \(", line)
+        if m:
+            ok = m.group(1) == "ok"
+            r = TrialResult(m.group(2), m.group(3), m.group(4), detail=f"from {log}")
+            r.checks = {c: ok for c in CHECKS}
+            out.append(r)
+    return out
 
 
 def _point_order(refs_points: dict[str, list[str]], scenario: str, label: str) -> int:

@@ -153,6 +153,28 @@ class Runner:
         return self.refs[name]
 
 
+def _broken(t: Trial, why: str) -> TrialResult:
+    label = t.point if isinstance(t.point, str) else t.point.label
+    r = TrialResult(t.scenario, label, t.process, detail=why[:300])
+    r.checks = {"outcome": False}
+    return r
+
+
+async def _started(state: Path, attempts: int = 3) -> CrashStack | str:
+    """A started stack; a port taken between choosing and binding it (other stacks'
+    routers and instances pick free ports too) means a new try on new ports."""
+    why = ""
+    for i in range(attempts):
+        stack = CrashStack(state if i == 0 else state.with_name(f"{state.name}-{i}"))
+        try:
+            await stack.up()
+            return stack
+        except Exception as exc:  # noqa: BLE001 - retried, then reported as the batch's failure
+            why = f"stack did not start: {exc!r}"[:300]
+            await stack.down()
+    return why
+
+
 async def run_batch(
     state: Path,
     plan: Callable[[dict[str, Reference]], list[Trial]] | list[Trial],
@@ -163,9 +185,12 @@ async def run_batch(
     """Run trials on one stack. ``plan``: the trials, or a function of the references
     (crash points by scenario) that chooses them; ``refs``: references from another
     stack (``scenarios`` are run uncrashed here first)."""
-    stack = CrashStack(state)
     results: list[TrialResult] = []
-    await stack.up()
+    stack = await _started(state)
+    if isinstance(stack, str):  # no stack: every trial of the batch is incorrect
+        if callable(plan):
+            raise RuntimeError(stack)
+        return [_broken(t, stack) for t in plan]
     try:
         runner = Runner(stack, log)
         runner.refs.update(refs or {})
@@ -179,8 +204,7 @@ async def run_batch(
             try:
                 r = await runner.run(SCENARIOS[t.scenario], point, t.process)
             except Exception as exc:  # noqa: BLE001 - a trial that breaks is an incorrect trial
-                r = TrialResult(t.scenario, point.label, t.process, detail=repr(exc)[:300])
-                r.checks = {"outcome": False}
+                r = _broken(Trial(t.scenario, point, t.process), repr(exc))
             results.append(r)
             mark = "ok" if all(r.checks.get(c) for c in CHECKS if c != "orphans") else "FAIL"
             log(f"  {mark} {r.scenario} | {r.point} | {r.process} ({r.seconds:.1f}s) {r.detail}")
