@@ -6,7 +6,8 @@ Contract: ``python -m tests.crash.matrix`` runs the reference (uncrashed) run of
 scenario on one stack, then the cells in batches of at most ``BATCH`` trials per fresh
 stack (so the supervisor's restart backoff stays at 1-2 s), ``CRASH_JOBS`` batches at
 once (default 2). ``CRASH_TRIALS=N`` trials per cell (default 1), ``CRASH_SCENARIOS`` /
-``CRASH_PROCESSES`` (comma lists) narrow it, ``--ci`` runs :func:`ci_sample` instead. It
+``CRASH_PROCESSES`` (comma lists) narrow it, ``CRASH_RESUME=<log>`` skips (and counts as
+reported) the trials an interrupted run's log lists, ``--ci`` runs :func:`ci_sample`. It
 prints the table (workflow x crash point x process -> trials, correct) and a total line
 ``N/M trials correct``, writes both to ``artifacts/crash-matrix.md`` (``--out``) and
 exits 1 when any trial is not correct."""
