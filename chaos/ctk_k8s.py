@@ -220,7 +220,8 @@ def controls(items: Any, bad: Bad) -> tuple[list[tuple[str, Any]], float | None]
                 "extension's controls",
             )
             continue
-        for j, p in enumerate((prov.get("arguments") or {}).get("probes") or []):
+        arguments = (prov.get("arguments") if isinstance(prov, dict) else None) or {}
+        for j, p in enumerate(arguments.get("probes") or []):
             ppath = f"{path}.provider.arguments.probes[{j}]"
             if isinstance(p, dict):
                 p = {k: v for k, v in p.items() if k not in ("background", "frequency")}

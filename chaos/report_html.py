@@ -39,12 +39,15 @@ def _plots(j: Journal) -> tuple[str, str]:
     for i, f in enumerate(j.faults):
         if f.injected_at is not None:
             end = f.reverted_at or j.finished_at or f.injected_at
-            ax.axvspan(f.injected_at, end, color="#ffb74d", alpha=0.25 + 0.1 * (i % 2))
-            ax.text(f.injected_at, len(PHASES) - 0.4, f"{f.fault} {f.target.id}", fontsize=7)
+            x0, x1 = mdates.date2num(f.injected_at), mdates.date2num(end)
+            ax.axvspan(x0, x1, color="#ffb74d", alpha=0.25 + 0.1 * (i % 2))
+            ax.text(x0, len(PHASES) - 0.4, f"{f.fault} {f.target.id}", fontsize=7)
     for e in j.events:
-        ax.axvline(e.at, color="#9e9e9e", linewidth=0.6, linestyle=":")
+        ax.axvline(mdates.date2num(e.at), color="#9e9e9e", linewidth=0.6, linestyle=":")
     for ok, color in ((True, "#2e7d32"), (False, "#c62828")):
-        pts = [(p.started_at, PHASES.index(p.phase)) for p in j.probes if p.ok is ok]
+        pts = [
+            (mdates.date2num(p.started_at), PHASES.index(p.phase)) for p in j.probes if p.ok is ok
+        ]
         if pts:
             xs, ys = zip(*pts, strict=True)
             label = "in tolerance" if ok else "out of tolerance"
@@ -61,7 +64,8 @@ def _plots(j: Journal) -> tuple[str, str]:
     fig, ax = plt.subplots(figsize=(10, 2.6))
     for name in sorted({p.name for p in j.probes}):
         mine = [p for p in j.probes if p.name == name]
-        ax.plot([p.started_at for p in mine], [p.latency_ms for p in mine], marker=".", label=name)
+        times = [mdates.date2num(p.started_at) for p in mine]
+        ax.plot(times, [p.latency_ms for p in mine], marker=".", label=name)
     ax.set_ylabel("latency (ms)")
     ax.set_title("probe latency")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))

@@ -53,7 +53,7 @@ def build_app(codec: PayloadCodec, token: str, origins: list[str]) -> web.Applic
             return web.json_response({"error": "invalid token"}, status=403)
         return None
 
-    def handler(decode: bool):  # type: ignore[no-untyped-def]
+    def handler(decode: bool):
         async def handle(req: web.Request) -> web.StreamResponse:
             denied = authorised(req)
             if denied is not None:

@@ -325,10 +325,10 @@ def _check_sync(apps: Any, core: Any, url: str) -> tuple[bool, str]:
         return True, f"{len(mine)} pod(s) {args['label_selector']!r} in phase {phase}"
     failed, not_ready = [], []
     for pod in pods:
-        phase = pod.status.phase if pod.status else None
-        if phase == "Failed":
+        pod_phase = pod.status.phase if pod.status else None
+        if pod_phase == "Failed":
             failed.append(pod.metadata.name)
-        elif phase not in ("Running", "Succeeded"):
+        elif pod_phase not in ("Running", "Succeeded"):
             not_ready.append(pod.metadata.name)
     if failed or not_ready:
         return False, f"{ns}: failed {sorted(failed)}, not ready {sorted(not_ready)}"

@@ -24,9 +24,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from code_foundation.error_types import DEPLOYMENT_FAILED, LANE_BUSY, POLICY_VIOLATION
+    from code_foundation.error_types import DEPLOYMENT_FAILED, LANE_BUSY
     from code_foundation.names import SA_OUTCOME, A, W
-    from workflows.deployment import gates, strategies
+    from workflows.deployment import gates, prepare, strategies
     from workflows.deployment.compensation import compensate
     from workflows.deployment.host import (
         APPLY_TIMEOUT,
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalState,
         required,
     )
+    from workflows.deployment.prepare import LaneRejected
     from workflows.inputs import parse_input
     from workflows.lane_session import LaneSession
     from workflows.models import (
@@ -47,10 +48,6 @@ with workflow.unsafe.imports_passed_through():
         DeployInput,
         DeployResult,
         DeployStatus,
-        DescribeInput,
-        DescribeResult,
-        LastGoodInput,
-        LastGoodResult,
         LedgerRecordInput,
         LedgerRecordResult,
         LedgerStatus,
@@ -60,14 +57,8 @@ with workflow.unsafe.imports_passed_through():
         SetTrafficResult,
         StepKind,
         StepRecord,
-        ValidateInput,
-        ValidateResult,
     )
     from workflows.spec import DeploymentSpec, PauseSpec
-
-
-class LaneRejected(Exception):
-    """``concurrency: reject`` and the lane is held: the run fails, nothing applied."""
 
 
 @workflow.defn(name=W.DEPLOYMENT)
@@ -319,75 +310,16 @@ class DeploymentWorkflow:
             raise ApplicationError(result.reason, type=DEPLOYMENT_FAILED, non_retryable=True)
         return result
 
-    async def _take_lane(self, spec: DeploymentSpec) -> None:
-        """Wait for this service's release lane (the stable version is read after it)."""
-        status = self.progress
-        lane = self._lane = LaneSession(
-            spec.lane_id(), "deployment", spec.concurrency, f"deploy {spec.version}"
-        )
-        status.lane, status.phase = lane.lane, "queued"
-        reply = await lane.acquire(
-            spec.service,
-            spec.environment,
-            self.search_attributes_on,
-            stop=lambda: self._abort is not None,
-        )
-        if reply is not None and reply.state == "rejected":
-            raise LaneRejected(reply.reason)
-        self.check_abort()
-
     async def _deploy(self, spec: DeploymentSpec) -> DeployResult:
         status = self.progress
         wid = workflow.info().workflow_id
-        rec = self.begin_step(-1, "validate", "validate spec and manifests")
-        val = await workflow.execute_activity(
-            A.VALIDATE_SPEC,
-            ValidateInput(spec=spec),
-            result_type=ValidateResult,
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
-        )
-        if not val.ok:
-            self.end_step(rec, "failed", "; ".join(val.violations))
-            raise ApplicationError(
-                "validation failed: " + "; ".join(val.violations),
-                type=POLICY_VIOLATION,
-                non_retryable=True,
-            )
-        self.end_step(rec, "ok", "; ".join(val.warnings))
+        await prepare.validate(self, spec)
         await gates.error_budget_gate(self, spec)
         if workflow.patched("release-lanes"):
-            await self._take_lane(spec)
+            self._lane = await prepare.take_lane(self, spec)
         await self.ledger("intent")
-        lkg = await workflow.execute_activity(
-            A.LEDGER_LAST_GOOD,
-            LastGoodInput(
-                service=spec.service, environment=spec.environment, exclude_version=spec.version
-            ),
-            result_type=LastGoodResult,
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
-        )
-        state = await workflow.execute_activity(
-            A.PLATFORM_DESCRIBE,
-            DescribeInput(
-                service=spec.service,
-                environment=spec.environment,
-                platform=spec.platform,
-                namespace=spec.namespace,
-            ),
-            result_type=DescribeResult,
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
-        )
-        stable = lkg.version if lkg.version and lkg.version in state.versions else None
-        if stable is None and state.weights:
-            # the platform serves something the ledger does not know as good: keep it as stable
-            serving = [v for v, w in sorted(state.weights.items()) if w > 0 and v != spec.version]
-            stable = serving[0] if serving else None
+        stable = await prepare.snapshot_stable(self, spec)
         self.previous = stable
-        status.stable_version = stable
-        status.weights = dict(state.weights)
         self.check_abort()
 
         rec = self.begin_step(-1, "apply", f"start {spec.version}")
