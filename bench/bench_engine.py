@@ -166,8 +166,11 @@ async def main() -> None:
 
         rss.peak = 0
         n = 500
-        procs = {"worker": psutil.Process(worker.pid), "temporal server": psutil.Process(server.pid),
-                 "client (this process)": psutil.Process()}
+        procs = {
+            "worker": psutil.Process(worker.pid),
+            "temporal server": psutil.Process(server.pid),
+            "client (this process)": psutil.Process(),
+        }
 
         def cpu() -> dict[str, float]:
             out = {}

@@ -187,4 +187,6 @@ def test_the_check_catches_a_planted_violation(tmp_path: Path) -> None:
 @pytest.mark.parametrize("pkg", sorted(LAYER))
 def test_every_package_has_a_docstring(pkg: str) -> None:
     init = ROOT / pkg / "__init__.py"
-    assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init} has no docstring"
+    assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), (
+        f"{init} has no docstring"
+    )
