@@ -58,11 +58,11 @@ def read_text(path: str | Path) -> str:
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise SpecError(str(p), ["file not found"]) from None
+        raise SpecError(str(p), ["cannot read the file: not found"]) from None
     except IsADirectoryError:
-        raise SpecError(str(p), ["is a directory, not a file"]) from None
+        raise SpecError(str(p), ["cannot read the file: it is a directory"]) from None
     except OSError as exc:
-        raise SpecError(str(p), [f"cannot be read ({exc.strerror or exc})"]) from None
+        raise SpecError(str(p), [f"cannot read the file: {exc.strerror or exc}"]) from None
     return decode_text(data, str(p))
 
 

@@ -34,11 +34,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from code_foundation.durations import Duration, human
 from code_foundation.errors import SpecError
+from code_foundation.loader import parse_document, problems_of, read_text
 from loadtest.safety import load_target_problem
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -249,21 +249,9 @@ class Scenario(_Model):
         return order
 
 
-def _problems(exc: ValidationError) -> list[str]:
-    from code_foundation.loader import problems_of
-
-    return problems_of(exc)
-
-
 def _load_yaml(text: str, source: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(
-            source, [f"malformed YAML{where}: {getattr(exc, 'problem', exc)}"]
-        ) from None
+    """A YAML/JSON mapping, or SpecError (the one document loader's rules)."""
+    data = parse_document(text, source)
     if not isinstance(data, dict):
         raise SpecError(source, ["the document must be a mapping"])
     return data
@@ -275,16 +263,12 @@ def parse_scenario(text: str | dict[str, Any], source: str = "scenario") -> Scen
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(source, _problems(exc)) from None
+        raise SpecError(source, problems_of(exc)) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise SpecError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
-    return parse_scenario(text, str(path))
+    """A scenario file (missing, binary or non-UTF-8: SpecError naming the file)."""
+    return parse_scenario(read_text(path), str(path))
 
 
 def make_profile(
@@ -309,4 +293,4 @@ def make_profile(
     try:
         return LoadProfile.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(source, _problems(exc)) from None
+        raise SpecError(source, problems_of(exc)) from None

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from code_foundation.durations import Duration, human
 from code_foundation.errors import SpecError
+from code_foundation.loader import problems_of, read_text
 from loadtest.safety import load_target_problem
 from loadtest.scenario import Scenario, _load_yaml, load_scenario
 from loadtest.stats import LoadStats
@@ -179,18 +180,12 @@ def parse_plan(text: str, source: str = "plan", base_dir: str | Path | None = No
     try:
         return SoakPlan.model_validate(data)
     except ValidationError as exc:
-        from code_foundation.loader import problems_of
-
         raise SpecError(source, problems_of(exc)) from None
 
 
 def load_plan(path: str | Path) -> SoakPlan:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise SpecError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
-    return parse_plan(text, str(path), p.resolve().parent)
+    """A soak plan file (missing, binary or non-UTF-8: SpecError naming the file)."""
+    return parse_plan(read_text(path), str(path), Path(path).resolve().parent)
 
 
 # ---------------------------------------------------------------- activities
