@@ -119,11 +119,13 @@ class DeployActivities:
 
     @activity.defn(name=A.PLATFORM_TRAFFIC)
     async def set_traffic(self, inp: SetTrafficInput) -> SetTrafficResult:
-        return await self.platform(inp.platform).set_traffic(inp)
+        async with heartbeating(every=2.0):
+            return await self.platform(inp.platform).set_traffic(inp)
 
     @activity.defn(name=A.PLATFORM_RETIRE)
     async def retire_version(self, inp: RetireVersionInput) -> RetireVersionResult:
-        return await self.platform(inp.platform).retire_version(inp)
+        async with heartbeating(every=2.0):
+            return await self.platform(inp.platform).retire_version(inp)
 
     @activity.defn(name=A.PLATFORM_DESCRIBE)
     async def describe(self, inp: DescribeInput) -> DescribeResult:

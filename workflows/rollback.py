@@ -178,6 +178,7 @@ class RollbackWorkflow:
             ),
             result_type=SetTrafficResult,
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=10),  # a dead worker is noticed in 10 s
             retry_policy=RETRY,
         )
         retired_versions = [v for v in state.versions if v != target]
@@ -233,6 +234,7 @@ class RollbackWorkflow:
             ),
             result_type=RetireVersionResult,
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=10),  # a dead worker is noticed in 10 s
             retry_policy=RETRY,
         )
 

@@ -258,6 +258,7 @@ class DeploymentWorkflow:
             ),
             result_type=SetTrafficResult,
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=10),  # a dead worker is noticed in 10 s
             retry_policy=RETRY,
         )
         self.progress.weights = dict(res.weights)
@@ -369,6 +370,7 @@ class DeploymentWorkflow:
                 ),
                 result_type=RetireVersionResult,
                 start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=10),  # a dead worker is noticed in 10 s
                 retry_policy=RETRY,
             )
         self.end_step(rec, "ok")
