@@ -1,4 +1,4 @@
-"""Engine overhead benchmark (issue 2), measured side by side in one run on one
+"""Engine overhead benchmark, measured side by side in one run on one
 dev server:
 
 1. wall time of a DeploymentWorkflow whose platform steps are no-ops against a

@@ -134,7 +134,7 @@ class FakePlatform:
         async def noop(inp: NoopInput) -> NoopInput:
             return inp
 
-        @activity.defn(name="audit.record")  # approvals/overrides are audited (issue 8)
+        @activity.defn(name="audit.record")  # approvals and overrides are audited
         async def audit(inp: AuditInput) -> AuditResult:
             p.audits.append(inp)
             return AuditResult(seq=len(p.audits) - 1, hash="0" * 64)
