@@ -228,3 +228,64 @@ async def test_router_provider_series_and_errors() -> None:
             AnalysisMetric(name="l", source="latency_ms"), SCOPE, 0, 1, 1
         )
     assert exc.value.retryable
+
+
+class RawScripted(Scripted):
+    """Answers raw bytes with a content type: what a proxy, a half-dead server or a
+    misconfigured URL sends instead of Prometheus' JSON."""
+
+    raw: bytes = b""
+    content_type: str = "text/html"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.headers.append(dict(request.headers))
+        return web.Response(body=self.raw, status=self.status, content_type=self.content_type)
+
+
+@pytest_asyncio.fixture
+async def raw_scripted() -> AsyncIterator[tuple[RawScripted, str]]:
+    s = RawScripted()
+    app = web.Application()
+    app.router.add_get("/api/v1/{tail:.*}", s.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield s, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "shown"),
+    [
+        (b"<html><body>502 Bad Gateway (nginx)</body></html>", "text/html", "Bad Gateway"),
+        (b"\x00\xff\xfe garbage \x01", "application/octet-stream", "answered 200"),
+        (b'{"status": "success", "data": {"resultType": "vec', "application/json", "resultType"),
+    ],
+    ids=["html", "garbage", "truncated-json"],
+)
+async def test_a_200_that_is_not_prometheus_json_is_retryable_and_says_what_came(
+    raw_scripted: tuple[RawScripted, str], raw: bytes, content_type: str, shown: str
+) -> None:
+    """HTML, garbage or truncated JSON with status 200: MetricsUnavailable (retried by the
+    analysis' policy, shown as the run's last analysis error), naming what arrived."""
+    s, url = raw_scripted
+    s.status, s.raw, s.content_type = 200, raw, content_type
+    with pytest.raises(MetricsUnavailable) as exc:
+        await PrometheusProvider(url).query("up")
+    assert exc.value.retryable
+    assert shown in str(exc.value) and "query: up" in str(exc.value)
+
+
+async def test_a_200_with_an_error_body_is_classified(scripted: tuple[Scripted, str]) -> None:
+    """Status 200 but ``status: error`` in the body: the body's errorType decides."""
+    s, url = scripted
+    s.status, s.body = 200, {"status": "error", "errorType": "bad_data", "error": "parse error"}
+    with pytest.raises(BadQuery, match="parse error"):
+        await PrometheusProvider(url).query("rate(")
+    s.body = {"status": "error", "errorType": "unavailable", "error": "tsdb not ready"}
+    with pytest.raises(MetricsUnavailable, match="tsdb not ready") as exc:
+        await PrometheusProvider(url).query("up")
+    assert exc.value.retryable
