@@ -5,6 +5,7 @@ once its sidecar does). Blocking."""
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import tempfile
@@ -41,6 +42,7 @@ class LocalArtifactStore:
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> ArtifactRef:
         d = self._dir(key)
+        tmp = ""
         try:
             d.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
@@ -68,6 +70,9 @@ class LocalArtifactStore:
             side_tmp.write_text(json.dumps(meta))
             os.replace(side_tmp, d / f"{n:06d}.json")
         except OSError as exc:
+            if tmp:  # a half-written file is never left to be mistaken for data
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             raise ArtifactStoreUnavailable(
                 f"cannot write artifact {key} under {self.root}: {exc.strerror or exc}"
             ) from exc
