@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from code_foundation.error_types import NON_RETRYABLE, SPEC_ERROR
 from workflows.analysis import AnalysisHost
+from workflows.lane_session import LaneSession
 from workflows.models import ControlInput, LedgerStatus, StepKind, StepRecord
 from workflows.spec import DeploymentSpec
 
@@ -60,6 +61,7 @@ class DeploymentHost(AnalysisHost, Protocol):
     search_attributes_on: bool
     applied: bool
     previous: str | None
+    lane_session: LaneSession | None
 
     @property
     def spec(self) -> DeploymentSpec:

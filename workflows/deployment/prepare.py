@@ -51,9 +51,11 @@ async def validate(host: DeploymentHost, spec: DeploymentSpec) -> None:
 
 
 async def take_lane(host: DeploymentHost, spec: DeploymentSpec) -> LaneSession:
-    """Wait for this service's release lane (or leave its queue on an abort)."""
+    """Wait for this service's release lane (or leave its queue on an abort). The session
+    is the host's from the start, so its status shows the queue while it waits."""
     status = host.progress
     lane = LaneSession(spec.lane_id(), "deployment", spec.concurrency, f"deploy {spec.version}")
+    host.lane_session = lane
     status.lane, status.phase = lane.lane, "queued"
     reply = await lane.acquire(
         spec.service,

@@ -73,13 +73,13 @@ class DeploymentWorkflow:
         self.search_attributes_on = True
         self.applied = False
         self.previous: str | None = None
-        self._lane: LaneSession | None = None
+        self.lane_session: LaneSession | None = None
 
     # ------------------------------------------------------------ handlers
     @workflow.query
     def status(self) -> DeployStatus:
         st = self.progress
-        lane = self._lane
+        lane = self.lane_session
         if lane is not None and lane.reply is None:  # still waiting for the lane
             queued = lane.queued
             return st.model_copy(
@@ -296,8 +296,8 @@ class DeploymentWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(str(rej), type=LANE_BUSY, non_retryable=True) from None
         finally:
-            if self._lane is not None:  # given back however the run ends
-                await self._lane.release(status.outcome)
+            if self.lane_session is not None:  # given back however the run ends
+                await self.lane_session.release(status.outcome)
         status.outcome = result.outcome
         status.phase = "done"
         status.reason = result.reason
@@ -317,7 +317,7 @@ class DeploymentWorkflow:
         await prepare.validate(self, spec)
         await gates.error_budget_gate(self, spec)
         if workflow.patched("release-lanes"):
-            self._lane = await prepare.take_lane(self, spec)
+            await prepare.take_lane(self, spec)
         await self.ledger("intent")
         stable = await prepare.snapshot_stable(self, spec)
         self.previous = stable
