@@ -254,7 +254,9 @@ class Step(_Model):
 
 
 class CanaryStrategy(_Model):
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(
+        min_length=1, max_length=100, description="at most 100: a run's history stays bounded"
+    )
 
 
 class BlueGreenStrategy(_Model):

@@ -13,6 +13,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from code_foundation.errors import SpecError
 from tests.waiting import wait_until_async
 from tests.workflows.fakes import FakePlatform
 from workflows.deployment import DeploymentWorkflow
@@ -297,3 +298,28 @@ async def test_blue_green_and_rolling(ts_env: WorkflowEnvironment) -> None:
     assert r.outcome == "promoted" and fake.weights == {"v3": 100}
     weights = [op[1] for op in fake.ops if op[0] == "traffic"]
     assert repr([("v2", 75), ("v3", 25)]) in weights
+
+
+async def test_a_long_deployment_keeps_its_history_bounded(ts_env: WorkflowEnvironment) -> None:
+    """The longest canary a spec allows (100 steps: set_weight and hour-long pauses, 49 h of
+    timers) stays far below Temporal's 10,240-event warning; a 101st step is refused."""
+    steps = "".join(
+        f"      - set_weight: {1 + i % 98}\n      - pause: {{duration: 1h}}\n" for i in range(50)
+    )
+    fake = FakePlatform()
+    w, tq = worker(ts_env, fake)
+    async with w:
+        await run_deploy(ts_env, fake, spec("v1"), tq)
+        wid = f"deploy-{uuid.uuid4()}"
+        res = await ts_env.client.execute_workflow(
+            DeploymentWorkflow.run,
+            DeployInput(spec=spec("v2", steps), actor="tester", set_search_attributes=False),
+            id=wid,
+            task_queue=tq,
+            result_type=DeployResult,
+        )
+        events = [e async for e in ts_env.client.get_workflow_handle(wid).fetch_history_events()]
+    assert res.outcome == "promoted"
+    assert len(events) < 10_240 / 4, len(events)
+    with pytest.raises(SpecError, match="steps"):
+        spec("v3", steps + "      - set_weight: 99\n")
