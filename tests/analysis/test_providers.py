@@ -5,6 +5,7 @@ validation, NoData / NaN / bad query / unreachable) and against a scripted HTTP 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -110,9 +111,9 @@ class Scripted:
         return web.json_response(self.body, status=self.status)
 
 
-@pytest_asyncio.fixture
-async def scripted() -> AsyncIterator[tuple[Scripted, str]]:
-    s = Scripted()
+@contextlib.asynccontextmanager
+async def serving(s: Scripted) -> AsyncIterator[str]:
+    """``s`` answering Prometheus' API paths on a loopback port; yields its base URL."""
     app = web.Application()
     app.router.add_get("/api/v1/{tail:.*}", s.handle)
     runner = web.AppRunner(app)
@@ -120,9 +121,16 @@ async def scripted() -> AsyncIterator[tuple[Scripted, str]]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield s, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def scripted() -> AsyncIterator[tuple[Scripted, str]]:
+    s = Scripted()
+    async with serving(s) as url:
+        yield s, url
 
 
 async def test_5xx_and_timeout_are_retryable(scripted: tuple[Scripted, str]) -> None:
@@ -245,16 +253,8 @@ class RawScripted(Scripted):
 @pytest_asyncio.fixture
 async def raw_scripted() -> AsyncIterator[tuple[RawScripted, str]]:
     s = RawScripted()
-    app = web.Application()
-    app.router.add_get("/api/v1/{tail:.*}", s.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield s, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(s) as url:
+        yield s, url
 
 
 @pytest.mark.parametrize(
