@@ -51,6 +51,8 @@ ARTIFACT_STORE_UNAVAILABLE = "ArtifactStoreUnavailable"
 LEDGER_UNAVAILABLE = "LedgerUnavailable"
 # workflow outcomes (raised by workflows, never retried by the server)
 DEPLOYMENT_FAILED = "DeploymentFailed"
+DEPLOYMENT_NOT_PROMOTED = "DeploymentNotPromoted"
+"""A deployment ended rolled back, failed or aborted: its ``DeployResult`` is ``details[0]``."""
 ERROR_BUDGET_EXHAUSTED = "ErrorBudgetExhausted"
 APPROVAL_TIMEOUT = "ApprovalTimeout"
 ROLLBACK_FAILED = "RollbackFailed"

@@ -4,18 +4,24 @@ Replayer, connecting, and starting deployments and rollbacks.
 The converter is per client: :func:`data_converter` builds the pydantic converter
 with the payload codec it is given (e.g. ``workers.codec.EncryptionCodec``), and
 :func:`connect` passes it to the client it makes (workers inherit the client's).
-There is no process-wide codec: two clients in one process may differ."""
+There is no process-wide codec: two clients in one process may differ.
+
+:func:`deployment_result` awaits a deployment's handle and returns its
+``DeployResult`` whether it promoted (COMPLETED) or ended rolled back, failed or
+aborted (FAILED, carrying the result: :mod:`workflows.outcome`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
 from code_foundation.names import W
+from workflows.models import DeployResult
+from workflows.outcome import deploy_result_from_failure
 
 
 def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
@@ -127,3 +133,17 @@ async def start_rollback(
         ),
         static_summary=f"rollback {service} in {environment} to {target}",
     )
+
+
+async def deployment_result(handle: Any, **kwargs: Any) -> DeployResult:
+    """The structured result of the deployment behind ``handle`` (``kwargs`` go to
+    ``handle.result``): promoted, or the result a not-promoted run failed with.
+    Any other failure (cancelled, terminated, timed out, lane busy...) is re-raised."""
+    try:
+        raw = await handle.result(**kwargs)
+    except WorkflowFailureError as exc:
+        result = deploy_result_from_failure(exc)
+        if result is None:
+            raise
+        return result
+    return raw if isinstance(raw, DeployResult) else DeployResult.model_validate(raw)
