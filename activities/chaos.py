@@ -1,7 +1,9 @@
 """Activities of ``ChaosExperimentWorkflow``: discover targets, inject and revert
 catalogued faults, run explicit rollbacks, probe the steady state (HTTP, or the
 Kubernetes API for ``k8s://`` checks), store the journal, the report and the Chaos
-Toolkit-format journal (``chaos/<id>/ctk/journal.json``).
+Toolkit-format journal (``chaos/<id>/ctk/journal.json``). A revert or rollback that
+found nothing in place answers ``outcome="nothing_to_revert"``
+(:class:`activities.faults.NothingToRevert`).
 
 Every mutation is idempotent (the key is workflow id + action + target):
 inject twice finds the fault in place, revert twice finds it gone. The inject
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import httpx
 from temporalio import activity
 
+from activities.faults import NothingToRevert
 from activities.settings import Settings
 from chaos.batch import BatchRun, offsets
 from chaos.blast import merge_protected, protection_problems
@@ -91,6 +94,14 @@ async def _heartbeating(coro: Awaitable[T], every: float = 2.0) -> T:
             activity.heartbeat()
 
 
+def _result(detail: str) -> RevertResult:
+    """A revert's detail as its result: a :class:`NothingToRevert` detail is the outcome
+    ``nothing_to_revert`` (never injected, or already gone), not a revert."""
+    if isinstance(detail, NothingToRevert):
+        return RevertResult(detail=str(detail), outcome="nothing_to_revert")
+    return RevertResult(detail=str(detail))
+
+
 class ChaosActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -148,7 +159,7 @@ class ChaosActivities:
             f"revert {inp.fault} on {inp.target.id}",
             lambda: faults.revert(inp.key, inp.fault, inp.target, inp.handle),
         )
-        return RevertResult(detail=detail)
+        return _result(detail)
 
     @activity.defn(name=CA.ROLLBACK)
     async def rollback(self, inp: RollbackInput) -> RevertResult:
@@ -159,9 +170,10 @@ class ChaosActivities:
 
             async def sweep() -> str:
                 gone = await k8s.sweep(sel.environment, sel.service)
-                return f"removed {len(gone)} chaos NetworkPolicy(ies): {', '.join(gone) or '-'}"
+                msg = f"removed {len(gone)} chaos NetworkPolicy(ies): {', '.join(gone) or '-'}"
+                return msg if gone else NothingToRevert(msg)
 
-            return RevertResult(detail=await self._guard(f"rollback {rb.name}", sweep))
+            return _result(await self._guard(f"rollback {rb.name}", sweep))
         if rb.target.platform != "local":
             raise UnsupportedRollback(
                 f"rollback {rb.action!r} is only implemented for the local platform"
@@ -178,7 +190,7 @@ class ChaosActivities:
         else:
             tgt = Target(unit="route", service=sel.service, environment=sel.environment)
             fn = lambda: faults.remove_router_faults(tgt, None, None)  # noqa: E731
-        return RevertResult(detail=await self._guard(f"rollback {rb.name}", fn))
+        return _result(await self._guard(f"rollback {rb.name}", fn))
 
     @activity.defn(name=CA.PROBE)
     async def probe(self, inp: ProbeInput) -> ProbeResult:

@@ -4,7 +4,10 @@ and clients (one pydantic model per input/result), and the journal.
 The journal records the run: status ``completed | failed | aborted |
 interrupted`` (plus ``running`` while it runs), whether the steady state
 deviated, every probe result with timestamps, every injection and revert.
-Pure."""
+A revert or rollback that found nothing in place (the fault was never injected, or
+is already gone) has the outcome ``nothing_to_revert`` (event ``nothing-to-revert``),
+which is not a failure; :func:`faults_left` names the injected faults a failed revert
+may have left in place. Pure."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from chaos.blast import Target
 from chaos.model import Action, Controls, Experiment, HttpProbe, RollbackAction, Selector
 from chaos.tolerance import Observation
 
+RevertOutcome = Literal["reverted", "nothing_to_revert"]
 Status = Literal["running", "completed", "failed", "aborted", "interrupted"]
 ProbePhase = Literal["before", "method", "during", "after"]
 JournalPhase = Literal[
@@ -39,6 +43,7 @@ EventKind = Literal[
     "failure",
     "report",
     "revert",
+    "nothing-to-revert",
     "revert-failed",
     "rollback",
     "rollback-failed",
@@ -116,6 +121,7 @@ class FaultRecord(_M):
     inject_error: str | None = None
     reverted_at: datetime | None = None
     revert_error: str | None = None
+    revert_outcome: RevertOutcome | None = None
 
 
 class Event(_M):
@@ -147,6 +153,16 @@ class Journal(_M):
     rollback_failed: bool = False
     report_json_key: str | None = None
     report_md_key: str | None = None
+
+
+def faults_left(j: Journal) -> list[str]:
+    """The faults that were (or may have been) injected and whose revert failed:
+    ``"<fault> on <target>: <error>"`` each."""
+    return [
+        f"{f.fault} on {f.target.id}: {f.revert_error}"
+        for f in j.faults
+        if f.revert_error is not None and f.reverted_at is None
+    ]
 
 
 class ChaosResult(_M):
@@ -191,6 +207,9 @@ class RevertInput(_M):
 
 class RevertResult(_M):
     detail: str
+    outcome: RevertOutcome = Field(
+        "reverted", description="nothing_to_revert: never injected or already gone"
+    )
 
 
 class RollbackInput(_M):

@@ -18,7 +18,9 @@ Rollbacks run after success, deviation, abort, activity failure, cancellation
 it, then the cancellation is re-raised) and worker crash (the workflow is
 durable: a new worker replays it and continues). A rollback is retried per
 ``controls.rollback_attempts``; if it still fails the journal says so and the
-workflow FAILS with ``RollbackFailed`` — it is never silently skipped.
+workflow FAILS with ``RollbackFailed`` — it is never silently skipped. A revert that
+finds nothing in place (never injected, already gone) is ``nothing-to-revert``, not a
+failure; the failure names the injected faults that may still be in place.
 Terminating a workflow runs no code at all: use cancel (``codectl chaos
 cancel``) or abort instead; a terminated experiment can leave its faults in
 place (recover with the experiment's rollbacks run by hand).
@@ -68,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
         ROLLBACK_FAILED,
     )
     from code_foundation.names import CA, SA_ENVIRONMENT, SA_KIND, SA_SERVICE, W
-    from workflows.chaos_rollbacks import Shield, cause, rollback_all, store_report
+    from workflows.chaos_rollbacks import Shield, cause, failure_message, rollback_all, store_report
     from workflows.chaos_window import BATCHES_PATCH, FaultWindow
     from workflows.inputs import parse_input
 
@@ -248,9 +250,7 @@ class ChaosExperimentWorkflow:
             raise asyncio.CancelledError()
         if j.rollback_failed:
             raise ApplicationError(
-                f"chaos experiment {exp.title!r}: rollback failed; faults may still be in place "
-                f"(see {j.report_md_key or 'the journal query'}; "
-                f"fetch: codectl chaos report {j.workflow_id})",
+                failure_message(j, exp.title),
                 j.model_dump(mode="json"),
                 type=ROLLBACK_FAILED,
                 non_retryable=True,

@@ -6,7 +6,11 @@ does not cancel what it waits for): a cancellation arriving meanwhile is remembe
 (``late_cancel``) and the wait resumes. :func:`rollback_all` reverts every fault
 that was, or may have been, injected (newest first, by its idempotency key), then
 runs the experiment's explicit rollbacks; each is retried per
-``controls.rollback_attempts`` and every outcome lands in ``journal.rollbacks``.
+``controls.rollback_attempts`` and every outcome lands in ``journal.rollbacks``: a
+revert or rollback that found nothing in place (never injected, already gone) is
+``nothing-to-revert``, not a failure. :func:`failure_message` says which injected
+faults may still be in place (only those whose revert failed) and which rollbacks
+failed.
 :func:`store_report` stores the journal + Markdown report and publishes their keys
 (memo, current details). Deterministic: activities called by name."""
 
@@ -31,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RevertInput,
         RevertResult,
         RollbackInput,
+        faults_left,
     )
     from chaos.model import Experiment
     from code_foundation.error_types import NON_RETRYABLE
@@ -94,7 +99,11 @@ async def rollback_all(shield: Shield, j: Journal, exp: Experiment) -> bool:
         try:
             res: RevertResult = await shield.run(CA.REVERT, revert, **opts)
             rec.reverted_at, rec.revert_error = workflow.now(), None
-            done("revert", f"{where}: {res.detail}")
+            rec.revert_outcome = res.outcome
+            if res.outcome == "nothing_to_revert":
+                done("nothing-to-revert", f"{where}: nothing to revert ({res.detail})")
+            else:
+                done("revert", f"{where}: {res.detail}")
         except ActivityError as err:
             ok = False
             rec.revert_error = cause(err)
@@ -105,11 +114,33 @@ async def rollback_all(shield: Shield, j: Journal, exp: Experiment) -> bool:
     for rb in exp.rollbacks:
         try:
             res = await shield.run(CA.ROLLBACK, RollbackInput(rollback=rb), **opts)
-            done("rollback", f"{rb.name}: {res.detail}")
+            if res.outcome == "nothing_to_revert":
+                done("nothing-to-revert", f"{rb.name}: nothing to revert ({res.detail})")
+            else:
+                done("rollback", f"{rb.name}: {res.detail}")
         except ActivityError as err:
             ok = False
             done("rollback-failed", f"{rb.name}: {cause(err)}")
     return ok
+
+
+def failure_message(j: Journal, title: str) -> str:
+    """Why the rollbacks failed: the injected faults that may still be in place (named),
+    then the explicit rollbacks that failed; and where the report is, with the command
+    that fetches it."""
+    left = faults_left(j)
+    failed = [e.message for e in j.rollbacks if e.kind == "rollback-failed"]
+    parts = []
+    if left:
+        parts.append("faults may still be in place: " + "; ".join(left))
+    if failed:
+        every = "" if left else " (every injected fault was reverted)"
+        parts.append("rollback(s) failed" + every + ": " + "; ".join(failed))
+    where = f"report {j.report_md_key}" if j.report_md_key else "the journal (status query)"
+    return (
+        f"chaos experiment {title!r}: rollback failed; {'; '.join(parts) or 'see the journal'} "
+        f"(see {where}; fetch: codectl chaos report {j.workflow_id})"
+    )
 
 
 async def store_report(shield: Shield, j: Journal) -> str | None:

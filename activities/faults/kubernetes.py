@@ -47,6 +47,7 @@ import hashlib
 import time
 from typing import Any
 
+from activities.faults import NothingToRevert
 from chaos.blast import Target
 from chaos.k8s_probes import FAILS, HOLDS, parse_label_selector, parse_probe_url
 from chaos.tolerance import Observation
@@ -155,7 +156,7 @@ class KubernetesFaults:
         except ApiException as e:
             if e.status != 404:
                 raise
-            return f"networkpolicy {ns}/{name} already gone"
+            return NothingToRevert(f"networkpolicy {ns}/{name} already gone")
         return f"networkpolicy {ns}/{name} deleted"
 
     def _sweep(self, namespace: str, service: str | None = None) -> list[str]:
@@ -259,7 +260,7 @@ class KubernetesFaults:
             ann = dict(dep.metadata.annotations or {})
             replicas = handle.get("replicas", ann.get(SAVED_REPLICAS))
             if replicas is None:
-                return f"{name}: no saved replica count (never scaled down)"
+                return NothingToRevert(f"{name}: no saved replica count (never scaled down)")
             apps.patch_namespaced_deployment(
                 name,
                 target.environment,

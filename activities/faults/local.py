@@ -28,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from activities.faults import NothingToRevert
 from activities.platform.local import LocalPlatform
 from chaos.blast import Target
 
@@ -106,12 +107,22 @@ class LocalFaults:
         if fault in ("kill_instance", "pause_instance"):
             if target.version is None:
                 raise ValueError(f"{target.id}: {fault} needs the version to restore")
-            if await self.platform.describe_raw(target.service, target.environment) is None:
-                return f"{target.service}/{target.environment} is gone; nothing to restore"
+            data = await self.platform.describe_raw(target.service, target.environment)
+            if data is None:
+                return NothingToRevert(
+                    f"{target.service}/{target.environment} is gone; nothing to restore"
+                )
+            if target.version not in data.get("versions", {}):
+                return NothingToRevert(
+                    f"{target.service}/{target.environment} version {target.version} is no "
+                    "longer deployed; nothing to restore"
+                )
             res = await self.platform.restore_version(
                 target.service, target.environment, target.version, idempotency_key=key + ":revert"
             )
-            return f"restored {target.id} (changed={res.get('changed')})"
+            if not res.get("changed"):
+                return NothingToRevert(f"{target.id} was already running; nothing to restore")
+            return f"restored {target.id} (changed=True)"
         if fault in _ROUTER_KIND:
             return await self.remove_router_faults(target, key, handle.get("fault_id"))
         if fault in ("cpu_burn", "memory_pressure"):
@@ -123,7 +134,9 @@ class LocalFaults:
     ) -> str:
         """Remove one fault by id, the faults with idempotency key ``key``, or (both None) all."""
         if await self.platform.describe_raw(target.service, target.environment) is None:
-            return f"{target.service}/{target.environment} is gone; no router fault left"
+            return NothingToRevert(
+                f"{target.service}/{target.environment} is gone; no router fault left"
+            )
         ids = [fault_id] if fault_id else []
         if not fault_id:
             for f in await self.platform.list_faults(target.service, target.environment):
@@ -134,16 +147,33 @@ class LocalFaults:
             removed += await self.platform.remove_fault(
                 target.service, target.environment, fid, idempotency_key=None
             )
-        return f"removed {removed} router fault(s) from {target.service}/{target.environment}"
+        msg = f"removed {removed} router fault(s) from {target.service}/{target.environment}"
+        return msg if removed else NothingToRevert(msg)
 
     async def restore(self, service: str, env: str, version: str | None, key: str) -> str:
+        """Restore ``version`` (every deployed version when None); a service or version
+        that is not deployed, or nothing dead or stopped, is :class:`NothingToRevert`."""
         data = await self.platform.describe_raw(service, env)
         if data is None:
-            return f"{service}/{env} is not deployed; nothing to restore"
-        versions = [version] if version else sorted(data.get("versions", {}))
+            return NothingToRevert(f"{service}/{env} is not deployed; nothing to restore")
+        deployed = sorted(data.get("versions", {}))
+        if version is not None and version not in deployed:
+            return NothingToRevert(
+                f"{service}/{env} version {version} is not deployed "
+                f"(deployed: {', '.join(deployed) or 'none'}); nothing to restore"
+            )
+        versions = [version] if version else deployed
+        changed = []
         for v in versions:
-            await self.platform.restore_version(service, env, v, idempotency_key=f"{key}:{v}")
-        return f"restored {service}/{env} {', '.join(versions) or '(no versions)'}"
+            res = await self.platform.restore_version(service, env, v, idempotency_key=f"{key}:{v}")
+            if res.get("changed"):
+                changed.append(v)
+        if not changed:
+            return NothingToRevert(
+                f"{service}/{env} {', '.join(versions) or '(no versions)'} already running; "
+                "nothing to restore"
+            )
+        return f"restored {service}/{env} {', '.join(changed)}"
 
     # ------------------------------------------------------------ burners
     def _pidfile(self, key: str) -> Path:
@@ -206,7 +236,7 @@ class LocalFaults:
     def _stop_burner(self, key: str) -> str:
         pidfile = self._pidfile(key)
         if not pidfile.exists():
-            return "no burner recorded (already stopped)"
+            return NothingToRevert("no burner recorded (already stopped)")
         info = json.loads(pidfile.read_text())
         p = self._live(info)
         if p is not None:
@@ -215,4 +245,6 @@ class LocalFaults:
             with contextlib.suppress(psutil.Error):
                 p.wait(timeout=5)
         pidfile.unlink(missing_ok=True)
-        return f"burner pid {info['pid']} stopped" if p else "burner had already exited"
+        if p is None:
+            return NothingToRevert("burner had already exited")
+        return f"burner pid {info['pid']} stopped"
