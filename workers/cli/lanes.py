@@ -24,6 +24,7 @@ from activities.settings import Settings
 from code_foundation.errors import ServerUnavailable
 from code_foundation.names import SA_ENVIRONMENT, SA_SERVICE, TASK_QUEUE, W
 from workers.cli.common import client_for, console, fail, run_async
+from workers.cli.output import LANE_SCHEMA
 from workflows.lane_models import LaneRequest, LaneState, lane_id, lane_target
 
 
@@ -142,7 +143,8 @@ async def _lanes(service: str | None, env: str | None, output: str) -> int:
     settings = Settings()
     client = await client_for(settings)
     rows = await list_lanes(client, settings.task_queue, service, env)
-    if output == "json":
+    if output == "json":  # an array (as before); every lane carries its schema
+        rows = [{"schema": LANE_SCHEMA, **r} for r in rows]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
     if not rows:

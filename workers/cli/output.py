@@ -15,8 +15,8 @@ added within a version). The schemas:
 | ``code.soak.status/v1`` | ``soak status ID`` | ``run_id``, ``status`` (the soak status, or null) |
 | ``code.artifacts.list/v1`` | ``artifacts list`` | ``prefix``, ``keys`` |
 | ``code.artifacts.versions/v1`` | ``artifacts versions KEY`` | ``key``, ``versions``: [{``key``, ``version_id``, ``sha256``, ``size``}] |
-
-(``lanes`` and ``dev status`` print their documented JSON as before.)"""
+| ``code.dev.status/v1`` | ``dev status`` | ``supervisor`` ({``pid``, ``mode``, ...}), ``components``: {name: {``url``, ``state``, ``pid``, ``restarts``, ``last_exit``, ``log``, ...}} |
+| ``code.lane/v1`` | ``lanes [SERVICE]`` | a JSON **array** (kept from before schemas), one object per lane, each with its ``schema``: ``lane``, ``workflow_id``, ``service``, ``environment``, ``holder`` ({``workflow_id``, ``kind``, ``description``, ...} or null), ``queue`` (same shape), ``granted_total``; a lane that cannot be read has ``error`` instead |"""
 
 from __future__ import annotations
 
@@ -35,7 +35,11 @@ SCHEMAS = (
     "code.soak.status/v1",
     "code.artifacts.list/v1",
     "code.artifacts.versions/v1",
+    "code.dev.status/v1",
+    "code.lane/v1",
 )
+DEV_STATUS_SCHEMA = "code.dev.status/v1"
+LANE_SCHEMA = "code.lane/v1"
 OUTPUT_HELP = "text or json (a versioned document: see workers/cli/output.py)"
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from activities.settings import Settings
 from code_foundation.errors import CodeError
 from workers.cli.common import console, fail
+from workers.cli.output import DEV_STATUS_SCHEMA, emit
 
 
 def dev(
@@ -34,7 +35,7 @@ def dev(
     if action == "status":
         doc = status(settings)
         if output == "json":
-            console.print_json(data=doc)
+            emit(DEV_STATUS_SCHEMA, doc)
         else:
             console.print(render_status(doc))
         return
