@@ -34,6 +34,7 @@ class W:
     CHAOS = "ChaosExperimentWorkflow"
     SOAK = "SoakTestWorkflow"
     LANE = "ReleaseLaneWorkflow"
+    READINESS = "ReadinessWorkflow"
 
 
 class A:
@@ -77,3 +78,14 @@ class LaneA:
 
     REQUEST = "lane.request"
     WATCH = "lane.watch_holder"
+
+
+class ReadyA:
+    """Activity names of readiness certificates."""
+
+    LEDGER = "readiness.ledger"
+    ARTIFACTS = "readiness.artifacts"
+    TEMPORAL = "readiness.temporal"
+    OBSERVABILITY = "readiness.observability"
+    PREVIOUS = "readiness.previous"
+    PUBLISH = "readiness.publish"

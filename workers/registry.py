@@ -13,6 +13,7 @@ def workflows() -> list[type]:
     from workflows.chaos import ChaosExperimentWorkflow
     from workflows.deployment import DeploymentWorkflow
     from workflows.lane import ReleaseLaneWorkflow
+    from workflows.readiness import ReadinessWorkflow
     from workflows.rollback import RollbackWorkflow
     from workflows.soak import SoakTestWorkflow
 
@@ -22,6 +23,7 @@ def workflows() -> list[type]:
         ReleaseLaneWorkflow,
         ChaosExperimentWorkflow,
         SoakTestWorkflow,
+        ReadinessWorkflow,
     ]
 
 
@@ -29,6 +31,7 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
     from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
     from activities.lane import lane_activities
+    from activities.readiness import readiness_activities
     from activities.slo import slo_activities
     from activities.soak import soak_activities
 
@@ -38,4 +41,5 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
         *soak_activities(settings),  # soak slices and reports
         *slo_activities(settings),  # error budgets and the audit log
         *lane_activities(),  # release lanes: one change at a time per service/environment
+        *readiness_activities(settings),  # readiness certificates: evidence and reports
     ]

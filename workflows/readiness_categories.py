@@ -18,6 +18,7 @@ from __future__ import annotations
 from workflows.readiness_ledger import delivery, recovery, wf
 from workflows.readiness_models import (
     Category,
+    ChaosRun,
     Evidence,
     EvidenceBundle,
     Figure,
@@ -51,7 +52,7 @@ def reliability(bundle: EvidenceBundle) -> Category:
     faulted = [r for r in runs if r.faults > 0]
     rolled = [r for r in faulted if r.rollbacks > 0 and not r.rollback_failed]
 
-    def ev(rs: list) -> list[Evidence]:  # type: ignore[type-arg]
+    def ev(rs: list[ChaosRun]) -> list[Evidence]:
         out: list[Evidence] = []
         for r in rs:
             out += [wf(bundle, r.workflow_id, r.title), r.journal]

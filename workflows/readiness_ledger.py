@@ -145,8 +145,11 @@ def delivery(bundle: EvidenceBundle) -> Category:
             formula="(rolled back + failed) / deployments finished",
             detail=f"{len(failed)} of {n}",
             evidence=[
-                e for d in failed for e in (wf(bundle, d.workflow_id, d.outcome), row(d.end))
-            ],  # type: ignore[arg-type]
+                e
+                for d in failed
+                if d.end is not None
+                for e in (wf(bundle, d.workflow_id, d.outcome), row(d.end))
+            ],
         ),
         Figure(
             name="time_to_restore_median",

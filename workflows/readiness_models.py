@@ -27,7 +27,7 @@ from chaos.model import Experiment
 from code_foundation.durations import Duration, human
 from loadtest.soak_models import SoakPlan
 
-SCHEMA = "code.certificate/v1"
+SCHEMA: Literal["code.certificate/v1"] = "code.certificate/v1"
 CATEGORIES = (
     "delivery",
     "reliability",
@@ -148,9 +148,14 @@ class LatencyTarget(_M):
         if m is None:
             raise ValueError(f"{text!r} is not a target (write e.g. 'p95 < 200ms at 100 rps')")
         rps = float(m.group(3)) if m.group(3) else None
-        return cls(
-            text=text.strip(), quantile=f"p{m.group(1)}", below_ms=float(m.group(2)), at_rps=rps
-        )  # type: ignore[arg-type]
+        return cls.model_validate(
+            {
+                "text": text.strip(),
+                "quantile": f"p{m.group(1)}",
+                "below_ms": float(m.group(2)),
+                "at_rps": rps,
+            }
+        )
 
 
 class FigureRule(_M):
@@ -162,7 +167,7 @@ class FigureRule(_M):
 
 class Rules(_M):
     required: dict[Category_, float] = Field(
-        default_factory=lambda: {"delivery": 0.8},
+        default_factory=lambda: {"delivery": 0.8},  # type: ignore[arg-type]
         description="category -> minimum score; a required category not measured fails",
     )
     figures: list[FigureRule] = Field(
@@ -265,6 +270,7 @@ class SecurityFacts(_M):
     histories_scanned: list[str] = Field(default_factory=list)
     secrets_checked: int = Field(0, description="secret values looked for")
     secret_hits: list[str] = Field(default_factory=list, description="workflow ids + where")
+    scan_note: str = Field("", description="why the scan could not run, if it could not")
     payloads: int = 0
     payloads_encrypted: int = 0
     encryption_configured: bool = False

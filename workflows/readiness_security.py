@@ -124,7 +124,8 @@ def security(bundle: EvidenceBundle) -> Category:
         not s.secret_hits if scanned else None,
         "secret values (plain or base64) found in the service's workflow histories",
         f"{s.secrets_checked} values over {len(s.histories_scanned)} histories"
-        + (": " + "; ".join(s.secret_hits) if s.secret_hits else ""),
+        + (": " + "; ".join(s.secret_hits) if s.secret_hits else "")
+        + (f" ({s.scan_note})" if s.scan_note else ""),
         hist,
     )
     enc = _frac(s.payloads_encrypted, s.payloads)

@@ -9,6 +9,7 @@ import typer
 from workers.cli import analysis, demo, deploy, lanes, load, stack
 from workers.cli.artifacts import artifacts_app
 from workers.cli.audit import audit_app
+from workers.cli.certify import certify
 from workers.cli.chaos import chaos_app
 from workers.cli.codec import codec_app, codec_server
 from workers.cli.config import config_app
@@ -56,6 +57,7 @@ for _name, _command in (
     ("rejudge", analysis.rejudge),
     ("analyse", analysis.analyse),
     ("codec-server", codec_server),
+    ("certify", certify),
 ):
     app.command(_name)(_command)
 
