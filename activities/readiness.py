@@ -168,8 +168,8 @@ class ReadinessActivities:
         store = store_from_settings(self.settings)
         runs = []
         for key in store.list("chaos/"):
-            if not key.endswith("/journal.json"):
-                continue
+            if not key.endswith("/journal.json") or key.count("/") != 2:
+                continue  # chaos/<workflow id>/journal.json (not the CTK-format copy)
             ref = store.versions(key)[-1]
             j = Journal.model_validate_json(store.get(key, ref.version_id))
             hit = any(

@@ -72,7 +72,7 @@ async def soak_runs(
     runs: list[SoakRun] = []
     seen: list[str] = []
     async for wf in client.list_workflows(q):
-        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=SoakResult)
         history = await handle.fetch_history()
         first = history.events[0].workflow_execution_started_event_attributes
         try:
@@ -84,7 +84,7 @@ async def soak_runs(
             continue
         seen.append(wf.id)
         try:
-            res = await handle.result(result_type=SoakResult, follow_runs=False)
+            res = await handle.result(follow_runs=False)
         except Exception:  # noqa: BLE001, S112 - continued-as-new: the last run has the result
             continue
         q_ = {

@@ -116,7 +116,7 @@ def security(bundle: EvidenceBundle) -> Category:
             )
         ],
     )
-    scanned = bool(s.histories_scanned) and s.secrets_checked > 0
+    scanned = bool(s.histories_scanned) and not s.scan_note
     add(
         "secrets_found",
         "secret values in histories",
