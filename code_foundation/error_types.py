@@ -59,6 +59,10 @@ ROLLBACK_FAILED = "RollbackFailed"
 ROLLBACK_IMPOSSIBLE = "RollbackImpossible"
 LANE_BUSY = "LaneBusy"
 """``concurrency: reject`` and the lane was held: nothing was applied."""
+HOOK_FAILED = "HookFailed"
+"""A ``pre_rollout``/``rollout`` check hook failed after its retries (the run compensates)."""
+HOOK_GATE_TIMED_OUT = "HookGateTimedOut"
+"""A ``confirm_*`` gate hook did not pass before its deadline (``on_timeout: fail``)."""
 
 RETRYABLE: tuple[str, ...] = (
     SERVER_UNAVAILABLE,

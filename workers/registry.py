@@ -30,6 +30,7 @@ def workflows() -> list[type]:
 def activities(settings: Settings) -> list[Callable[..., Any]]:
     from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
+    from activities.hooks import hook_activities
     from activities.lane import lane_activities
     from activities.readiness import readiness_activities
     from activities.slo import slo_activities
@@ -37,6 +38,7 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
 
     return [
         *deploy_activities(settings),  # deployments, rollbacks, analysis, ledger
+        *hook_activities(settings),  # lifecycle hooks: HTTP calls and command jobs
         *chaos_activities(settings),  # chaos experiments: probes, faults, journal
         *soak_activities(settings),  # soak slices and reports
         *slo_activities(settings),  # error budgets and the audit log

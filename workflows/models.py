@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.hooks_spec import HookResult
 from workflows.lane_models import LanePolicy
 from workflows.spec import DeploymentSpec, Platform, StrategyType
 
@@ -105,6 +106,9 @@ class DeployStatus(_M):
     )
     analysis_errors: int = Field(0, description="consecutive errored analysis intervals")
     steps: list[StepRecord] = Field(default_factory=list)
+    hooks: list[HookResult] = Field(
+        default_factory=list, description="lifecycle hook results, in the order they ran"
+    )
     outcome: Outcome = "running"
     reason: str = ""
 

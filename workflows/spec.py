@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from code_foundation.durations import Duration, format_duration, human
 from code_foundation.loader import load_text
+from workflows.hooks_spec import Hook, hooks_problem
 from workflows.lane_models import LanePolicy, lane_id, lane_target
 
 Platform = Literal["local", "kubernetes"]
@@ -348,6 +349,16 @@ class DeploymentSpec(_Model):
     error_budget: ErrorBudgetPolicy | None = Field(
         None, description="SLO error-budget gate (off by default)"
     )
+    hooks: list[Hook] = Field(
+        default_factory=list, description="lifecycle hooks (docs/hooks.md); none by default"
+    )
+
+    @model_validator(mode="after")
+    def _hooks(self) -> DeploymentSpec:
+        problem = hooks_problem(self.hooks)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def workflow_id(self) -> str:
         return f"deploy-{self.service}-{self.environment}-{self.version}"

@@ -9,7 +9,10 @@
 * ``rolling``: the traffic moves in strides of ``max_surge`` replicas' share, with
   an optional pause between strides.
 
-Each strategy ends with the new version ready for promotion (the workflow promotes);
+Lifecycle hooks (:mod:`~workflows.deployment.hooks`): ``confirm_traffic_increase``
+before each weight increase, ``rollout`` after every step (nothing when none is
+configured). Each strategy ends with the new version ready for promotion (the
+workflow promotes);
 a pause signal holds it between steps, an abort raises. Deterministic: every effect
 goes through the :class:`~workflows.deployment.host.DeploymentHost`."""
 
@@ -21,6 +24,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.analysis import AnalysisRun
+    from workflows.deployment import hooks
     from workflows.deployment.gates import pause_step
     from workflows.deployment.host import DeploymentHost, required
     from workflows.models import StepKind
@@ -40,6 +44,8 @@ async def canary(host: DeploymentHost, spec: DeploymentSpec, stable: str) -> Non
     await host.traffic({stable: 100, spec.version: 0}, "canary-init")
     for i, step in enumerate(steps):
         await host.hold_if_paused()
+        if step.set_weight is not None and step.set_weight > weight:
+            await hooks.run_point(host, "confirm_traffic_increase", i, step.set_weight)
         rec = host.begin_step(i, step_kind(step), step.describe())
         if step.set_weight is not None:
             weight = step.set_weight
@@ -50,6 +56,7 @@ async def canary(host: DeploymentHost, spec: DeploymentSpec, stable: str) -> Non
         elif step.analysis is not None:
             # thresholds or Kayenta-style judge, Argo limits, decisions: workflows/analysis.py
             await AnalysisRun(host, step.analysis, spec, stable, i, rec).run()
+        await hooks.run_point(host, "rollout", i, weight, rec)  # every step (none: no command)
         host.check_abort()
 
 
@@ -71,9 +78,11 @@ async def blue_green(host: DeploymentHost, spec: DeploymentSpec, stable: str) ->
         rec = host.begin_step(0, "pause", "auto-promote delay")
         await pause_step(host, PauseSpec(duration=bg.auto_promote_after), rec, "blue-green")
     await host.hold_if_paused()
+    await hooks.run_point(host, "confirm_traffic_increase", 0, 100)
     rec = host.begin_step(0, "switch", f"switch all traffic to {spec.version}")
     await host.traffic({spec.version: 100, stable: 0}, "bg-switch")
     host.end_step(rec, "ok")
+    await hooks.run_point(host, "rollout", 0, 100, rec)
     if bg.scale_down_delay.total_seconds() > 0:
         await host.sleep(bg.scale_down_delay)
 
@@ -85,9 +94,11 @@ async def rolling(host: DeploymentHost, spec: DeploymentSpec, stable: str) -> No
     while weight < 100:
         await host.hold_if_paused()
         weight = min(100, weight + stride)
+        await hooks.run_point(host, "confirm_traffic_increase", i, weight)
         rec = host.begin_step(i, "set_weight", f"roll to {weight}%")
         await host.traffic({stable: 100 - weight, spec.version: weight}, f"roll{i}")
         host.end_step(rec, "ok")
+        await hooks.run_point(host, "rollout", i, weight, rec)
         if roll.step_pause.total_seconds() > 0 and weight < 100:
             await host.sleep(roll.step_pause)
         i += 1

@@ -26,8 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from code_foundation.error_types import DEPLOYMENT_FAILED, LANE_BUSY
     from code_foundation.names import SA_OUTCOME, A, W
-    from workflows.deployment import gates, prepare, strategies
-    from workflows.deployment.compensation import compensate
+    from workflows.deployment import gates, hooks, prepare, strategies
     from workflows.deployment.host import (
         APPLY_TIMEOUT,
         RETRY,
@@ -290,7 +289,7 @@ class DeploymentWorkflow:
                 ApplicationError,
                 ChildWorkflowError,
             ) as exc:
-                result = await compensate(self, spec, exc)
+                result = await hooks.compensated(self, spec, exc)  # + rollback hooks
         except LaneRejected as rej:
             status.outcome, status.phase, status.reason = "failed", "done", str(rej)
             await workflow.wait_condition(workflow.all_handlers_finished)
@@ -322,6 +321,7 @@ class DeploymentWorkflow:
         stable = await prepare.snapshot_stable(self, spec)
         self.previous = stable
         self.check_abort()
+        await hooks.run_point(self, "confirm_rollout")  # hooks: nothing when none configured
 
         rec = self.begin_step(-1, "apply", f"start {spec.version}")
         first = stable is None
@@ -340,6 +340,7 @@ class DeploymentWorkflow:
         self.applied = True
         self.end_step(rec, "ok", f"{applied.instances} instance(s) healthy at {applied.endpoint}")
         await self.ledger("in_progress")
+        await hooks.run_point(self, "pre_rollout")
 
         if stable is None:
             await self.traffic({spec.version: 100}, "first-traffic")
@@ -354,6 +355,7 @@ class DeploymentWorkflow:
             await self.wait_approval(
                 PauseSpec(until_approved=True, timeout=spec.approvals.timeout), "promotion"
             )
+        await hooks.run_point(self, "confirm_promotion")
         await self.hold_if_paused()
         rec = self.begin_step(status.total_steps, "promote", f"promote {spec.version}")
         await self.traffic({spec.version: 100}, "promote")
@@ -375,6 +377,7 @@ class DeploymentWorkflow:
             )
         self.end_step(rec, "ok")
         await self.ledger("promoted")
+        await hooks.run_point(self, "post_rollout")
         return DeployResult(
             workflow_id=wid,
             outcome="promoted",
