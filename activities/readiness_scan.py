@@ -163,7 +163,7 @@ def _payloads(msg: Any) -> list[Any]:
             if mt.fields_by_name["value"].message_type is None:
                 continue
             items = list(value.values())
-        elif field.label == field.LABEL_REPEATED:
+        elif field.is_repeated:
             items = list(value)
         else:
             items = [value]
