@@ -8,14 +8,19 @@ fault is held, how often the steady state is probed, abort conditions). Faults
 come from :mod:`chaos.catalogue`; targets are blast-radius selectors
 (:mod:`chaos.blast`). Every problem is reported with its location through
 :class:`code_foundation.errors.SpecError`. Pure except :func:`load_experiment`,
-which reads the file it is given."""
+which reads the file it is given.
+
+A configuration value ``{type: endpoint, service: S, environment: E}`` is the
+service's router endpoint on the local platform, looked up through the ``endpoints``
+callable the caller passes (``codectl`` asks the agent); without one (validation
+only) it stands for :data:`UNRESOLVED_ENDPOINT`."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -227,15 +232,36 @@ class Experiment(_Model):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
+Endpoints = Callable[[str, str], str]
+"""(service, environment) -> endpoint URL; raises ValueError saying why there is none."""
+UNRESOLVED_ENDPOINT = "http://127.0.0.1"
+
+
 def resolve_configuration(
-    raw: Mapping[str, Any], environ: Mapping[str, str] | None = None, where: str = "configuration"
+    raw: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    where: str = "configuration",
+    endpoints: Endpoints | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Inline values stay; ``{type: env, key: K[, default: D]}`` reads the environment."""
+    """Inline values stay; ``{type: env, key: K[, default: D]}`` reads the environment;
+    ``{type: endpoint, service: S, environment: E}`` asks ``endpoints``."""
     env = os.environ if environ is None else environ
     out: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in raw.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value.get("type") == "endpoint":
+            svc, e = value.get("service"), value.get("environment")
+            if not isinstance(svc, str) or not isinstance(e, str):
+                problems.append(f"{where}.{name}: an endpoint names its service and environment")
+            elif endpoints is None:
+                out[name] = UNRESOLVED_ENDPOINT
+            else:
+                try:
+                    out[name] = endpoints(svc, e)
+                except ValueError as exc:
+                    out[name] = UNRESOLVED_ENDPOINT  # one problem, not one per use
+                    problems.append(f"{where}.{name}: {exc}")
+        elif isinstance(value, dict):
             if value.get("type") == "env" and isinstance(value.get("key"), str):
                 if value["key"] in env:
                     out[name] = env[value["key"]]
@@ -247,7 +273,8 @@ def resolve_configuration(
                     )
             else:
                 problems.append(
-                    f"{where}.{name}: only inline values and {{type: env, key: ...}} are supported"
+                    f"{where}.{name}: only inline values, {{type: env, key: ...}} and "
+                    "{type: endpoint, service: ..., environment: ...} are supported"
                 )
         elif isinstance(value, str | int | float | bool):
             out[name] = value
@@ -288,12 +315,17 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def parse_experiment(
-    data: Any, source: str = "experiment", environ: Mapping[str, str] | None = None
+    data: Any,
+    source: str = "experiment",
+    environ: Mapping[str, str] | None = None,
+    endpoints: Endpoints | None = None,
 ) -> Experiment:
     """Validate a native experiment document; every problem is named."""
     if not isinstance(data, dict):
         raise SpecError(source, ["an experiment must be a mapping"])
-    config, problems = resolve_configuration(data.get("configuration") or {}, environ)
+    config, problems = resolve_configuration(
+        data.get("configuration") or {}, environ, endpoints=endpoints
+    )
     body = {k: v for k, v in data.items() if k != "configuration"}
     body = substitute(body, config, "$", problems)
     if problems:
@@ -331,7 +363,9 @@ def is_chaostoolkit(data: Any) -> bool:
     )
 
 
-def load_experiment(path: str | Path, environ: Mapping[str, str] | None = None) -> Experiment:
+def load_experiment(
+    path: str | Path, environ: Mapping[str, str] | None = None, endpoints: Endpoints | None = None
+) -> Experiment:
     """Read a native or Chaos Toolkit experiment (YAML or JSON)."""
     p = Path(path)
     try:
@@ -345,13 +379,16 @@ def load_experiment(path: str | Path, environ: Mapping[str, str] | None = None) 
             str(p), [f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}"]
         ) from None
     if is_chaostoolkit(data):
-        return import_chaostoolkit(data, str(p), environ)
-    return parse_experiment(data, str(p), environ)
+        return import_chaostoolkit(data, str(p), environ, endpoints)
+    return parse_experiment(data, str(p), environ, endpoints)
 
 
 def import_chaostoolkit(
-    data: dict[str, Any], source: str = "experiment", environ: Mapping[str, str] | None = None
+    data: dict[str, Any],
+    source: str = "experiment",
+    environ: Mapping[str, str] | None = None,
+    endpoints: Endpoints | None = None,
 ) -> Experiment:
     """Chaos Toolkit document -> :class:`Experiment`, or :class:`SpecError` naming every
     refusal (the translation is :func:`chaos.ctk.chaostoolkit_to_native`)."""
-    return parse_experiment(chaostoolkit_to_native(data, source), source, environ)
+    return parse_experiment(chaostoolkit_to_native(data, source), source, environ, endpoints)

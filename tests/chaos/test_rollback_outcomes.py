@@ -93,7 +93,7 @@ async def run(env: WorkflowEnvironment, acts: list[Any], exp: Any) -> Any:
         try:
             return await h.result(), None
         except WorkflowFailureError as e:
-            journal: Journal = await h.query(ChaosExperimentWorkflow.status)
+            journal: Journal = await h.query("status", result_type=Journal)
             return journal, e.cause
 
 

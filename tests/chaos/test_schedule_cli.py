@@ -173,7 +173,7 @@ def test_cli_schedule_list_pause_unpause_delete(
         chaos_app,
         [
             "schedule",
-            str(CTK / "01-kill-stable-instance.json"),
+            str(CTK / "05-k8s-delete-pod.json"),  # no {type: endpoint}: needs no agent
             "--cron",
             "0 3 * * *",
             "--pause-on-failure",

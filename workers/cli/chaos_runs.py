@@ -4,6 +4,8 @@
 * :func:`load` reads an experiment file through :mod:`code_foundation.loader` (a
   missing, binary or non-UTF-8 file is a ``SpecError``, exit 2) and validates it
   (native or Chaos Toolkit format); nothing is started or injected for a bad file.
+  ``{type: endpoint, service, environment}`` configuration values are the service's
+  router endpoint, asked of the local agent (:func:`agent_endpoints`).
 * :func:`plan` asks the platform for candidates and returns the exact targets each
   action would hit with a seed (``--dry-run``).
 * :func:`start_run` starts ``ChaosExperimentWorkflow``; :func:`create_schedule` creates
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,10 +35,39 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "experiment"
 
 
-def load(path: Path) -> Experiment:
-    """Load + validate (protected lists from the experiment and the environment)."""
+def load(path: Path, settings: Settings | None = None) -> Experiment:
+    """Load + validate (protected lists from the experiment and the environment);
+    ``{type: endpoint}`` configuration values are asked of the local agent."""
     read_text(path)  # a missing, binary or non-UTF-8 file: SpecError with the reason
-    return load_experiment(path)
+    return load_experiment(path, endpoints=agent_endpoints(settings or Settings()))
+
+
+def agent_endpoints(settings: Settings) -> Callable[[str, str], str]:
+    """The router endpoint of a service on the local agent: ValueError when it is not
+    deployed, :class:`ServerUnavailable` (exit 3) when the agent cannot be reached."""
+    import httpx
+
+    def lookup(service: str, env: str) -> str:
+        url = f"{settings.agent_url}/v1/services/{service}/{env}"
+        try:
+            r = httpx.get(url, timeout=10.0, trust_env=False)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailable(
+                f"the local platform agent at {settings.agent_url} cannot be reached to find "
+                f"the endpoint of {service}/{env} ({type(exc).__name__}); start the stack: "
+                "codectl dev --detach (or codectl demo)"
+            ) from None
+        if r.status_code == 404:
+            raise ValueError(
+                f"{service}/{env} is not deployed on the local platform, so it has no endpoint "
+                "(deploy it first, e.g. codectl deploy deploy/examples/demo-v1.yaml, or run "
+                "codectl demo)"
+            )
+        if not r.is_success:
+            raise ServerUnavailable(f"the agent answered {r.status_code} for {url}: {r.text[:200]}")
+        return str(r.json()["endpoint"]).rstrip("/")
+
+    return lookup
 
 
 def protected_for(exp: Experiment) -> dict[str, list[str]]:
