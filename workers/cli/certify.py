@@ -51,7 +51,7 @@ class SuiteFile(BaseModel):
 
 def load_suite(path: str | Path) -> Any:
     """A suite file → :class:`workflows.readiness_models.Suite` (paths resolved)."""
-    from chaos.model import load_experiment
+    from workers.cli.chaos_runs import load as load_experiment  # {type: endpoint} resolved
     from workers.cli.soak import load_plan
     from workflows.readiness_models import Rules, Suite
 
