@@ -51,6 +51,14 @@ BUDGET_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RET
 GATHER = (ReadyA.LEDGER, ReadyA.ARTIFACTS, ReadyA.TEMPORAL, ReadyA.OBSERVABILITY)
 
 
+def load_plan(plan: SoakPlan, inp: ReadinessInput) -> SoakPlan:
+    """The suite's load test: at the highest rate the declared targets name (else the
+    plan's), named ``load-...`` so the evidence counts it as a load test."""
+    rates = [t.at_rps for t in inp.effective_rules().latency_targets() if t.at_rps]
+    name = plan.name if plan.name.startswith("load") else f"load-{plan.name}"[:60]
+    return plan.model_copy(update={"rate": max(rates) if rates else plan.rate, "name": name})
+
+
 def _cause(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
@@ -96,7 +104,7 @@ class ReadinessWorkflow:
         runs: list[SuiteRun] = []
         actor = f"readiness:{workflow.info().workflow_id}"
         if suite.load is not None:
-            runs.append(await self._soak("load", suite.load, actor))
+            runs.append(await self._soak("load", load_plan(suite.load, inp), actor))
         for i, exp in enumerate(suite.chaos):
             wid = f"{workflow.info().workflow_id}-chaos-{i + 1}"
             self._phase = f"suite: chaos {exp.title}"

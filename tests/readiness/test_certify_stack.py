@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import http.server
+import json
 import shutil
 import sys
 import threading
@@ -275,3 +276,62 @@ async def test_certificate_from_real_evidence(live_stack: LiveStack, tmp_path: P
     desc = await client.get_schedule_handle(f"readiness-{svc}-dev").describe()
     assert desc.schedule.action.workflow == "ReadinessWorkflow"  # type: ignore[attr-defined]
     assert desc.schedule.spec.cron_expressions or desc.schedule.spec.calendars
+
+
+async def test_secret_value_in_a_history_is_found_by_name(
+    live_stack: LiveStack, tmp_path: Path
+) -> None:
+    """v1 takes a secret by reference (never in history); v2 leaks the same value as a plain
+    env var: the scan names v2's workflow and the secret, never the value."""
+    s = live_stack.settings
+    client = await connect(s.temporal_address)
+    svc = f"rs{uuid.uuid4().hex[:6]}"
+    value = uuid.uuid4().hex
+    (tmp_path / "token").write_text(value + "\n")
+    v1 = example("demo-v1.yaml", svc)
+    v1 = v1.model_copy(
+        update={
+            "artifact": v1.artifact.model_copy(
+                update={"secrets": {"API_TOKEN": f"file:{tmp_path / 'token'}"}}
+            )
+        }
+    )
+    assert (await deploy(client, live_stack, v1)).outcome == "promoted"
+    v2 = example("demo-v2.yaml", svc)
+    leaked = {**v2.artifact.env, "DEBUG_TOKEN": value}
+    v2 = v2.model_copy(update={"artifact": v2.artifact.model_copy(update={"env": leaked})})
+    traffic = Client(await endpoint(live_stack, svc))
+    task = asyncio.create_task(traffic.run())
+    try:
+        assert (await deploy(client, live_stack, v2)).outcome == "promoted"
+    finally:
+        traffic.stop.set()
+        await task
+    res = await run_certification(
+        client, s, ReadinessInput(service=svc, environment="dev", window="1d", crash_matrix=None)
+    )
+    sec = res.certificate.figure("security.secrets_found")
+    assert sec is not None and sec.value == 1, sec
+    assert f"deploy-{svc}-dev-v2: v1:API_TOKEN" in sec.detail
+    assert f"deploy-{svc}-dev-v1" not in sec.detail.split("histories")[-1]
+    assert res.verdict == "fail"
+    assert any(r.startswith("security.secrets_found = 1") for r in res.reasons)
+    store = store_from_settings(s)
+    for a in res.artifacts:
+        assert value not in store.get(a.key, a.version_id).decode()
+    assert value not in res.certificate.model_dump_json()
+    # the same through codectl: exit 1 (fail), one JSON document, the three files written
+    out = tmp_path / "cli-out"
+    cli = live_stack.cli(
+        "certify", svc, "--env", "dev", "--window", "1d", "--out", str(out), "--output", "json"
+    )
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    doc = json.loads(cli.stdout)
+    assert doc["schema"] == "code.certificate/v1" and doc["certificate"]["verdict"] == "fail"
+    assert doc["certificate"]["previous_workflow_id"] == res.workflow_id
+    assert sorted(p.name for p in out.iterdir()) == [
+        "certificate.html",
+        "certificate.json",
+        "certificate.md",
+    ]
+    assert value not in cli.stdout + cli.stderr
