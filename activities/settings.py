@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     codec_vault_path: str | None = None
     # the Web UI origin allowed by the codec server (CORS)
     codec_server_origin: str = "http://127.0.0.1:8233"
+    # identity (OIDC): enforcement is on in every workflow when issuer, audience and policy are set
+    identity_issuer: str | None = None  # e.g. http://127.0.0.1:8290 (the dev issuer)
+    identity_audience: str | None = None  # the client id tokens are issued to, e.g. codectl
+    identity_policy: Path | None = None  # the access policy YAML (codectl policy check FILE)
+    identity_skew_seconds: int = 60  # leeway on exp/nbf/iat
+    identity_jwks_ttl: float = 300.0  # seconds a fetched JWKS is reused before re-fetching
+    identity_dev: bool = False  # dev mode: `codectl login --as NAME` against a local issuer
 
     @field_validator("allowed_targets", mode="before")
     @classmethod

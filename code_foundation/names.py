@@ -50,6 +50,7 @@ class A:
     LEDGER_LAST_GOOD = "ledger.last_known_good"
     BUDGET = "slo.error_budget"
     AUDIT = "audit.record"
+    IDENTITY_PIN = "identity.pin"
     HOOK_RUN = "hooks.run"
     NOOP = "bench.noop"
 

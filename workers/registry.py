@@ -31,6 +31,7 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
     from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
     from activities.hooks import hook_activities
+    from activities.identity import identity_activities
     from activities.lane import lane_activities
     from activities.readiness import readiness_activities
     from activities.slo import slo_activities
@@ -43,5 +44,6 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
         *soak_activities(settings),  # soak slices and reports
         *slo_activities(settings),  # error budgets and the audit log
         *lane_activities(),  # release lanes: one change at a time per service/environment
+        *identity_activities(settings),  # identity: the issuer's keys and the access policy
         *readiness_activities(settings),  # readiness certificates: evidence and reports
     ]

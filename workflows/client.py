@@ -77,15 +77,16 @@ def deploy_summary(spec: Any) -> tuple[str, str]:
 
 
 async def start_deployment(
-    client: Any, spec: Any, actor: str, task_queue: str, **kwargs: Any
+    client: Any, spec: Any, actor: str, task_queue: str, token: str | None = None, **kwargs: Any
 ) -> Any:
-    """Start DeploymentWorkflow with its readable id, search attributes and summary."""
+    """Start DeploymentWorkflow with its readable id, search attributes and summary
+    (``token``: the starter's OIDC token, verified inside the workflow when identity is on)."""
     from workflows.models import DeployInput
 
     summary, details = deploy_summary(spec)
     return await client.start_workflow(
         W.DEPLOYMENT,
-        DeployInput(spec=spec, actor=actor),
+        DeployInput(spec=spec, actor=actor, token=token),
         id=spec.workflow_id(),
         task_queue=task_queue,
         search_attributes=deploy_search_attributes(spec),

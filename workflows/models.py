@@ -45,6 +45,7 @@ class DeployInput(_M):
     spec: DeploymentSpec
     actor: str = "unknown"
     set_search_attributes: bool = True
+    token: str | None = Field(None, repr=False, description="the caller's OIDC token (JWT)")
 
 
 class StepRecord(_M):
@@ -127,6 +128,7 @@ class ApproveInput(_M):
     identity: str = Field(min_length=1)
     comment: str = ""
     override: bool = Field(False, description="override a spent error budget (audited)")
+    token: str | None = Field(None, repr=False, description="the caller's OIDC token (JWT)")
 
 
 class ApproveResult(_M):
@@ -140,6 +142,7 @@ class ControlInput(_M):
 
     identity: str = "unknown"
     reason: str = ""
+    token: str | None = Field(None, repr=False, description="the caller's OIDC token (JWT)")
 
 
 class RollbackInput(_M):
@@ -156,6 +159,7 @@ class RollbackInput(_M):
         False, description="run under the caller's lane (a deployment's compensation)"
     )
     concurrency: LanePolicy = "queue"
+    token: str | None = Field(None, repr=False, description="the caller's OIDC token (JWT)")
 
 
 class RollbackResult(_M):

@@ -37,16 +37,19 @@ async def approve(
     """Send the ``approve`` update; a rejection is audited. Returns (accepted, message)."""
     from temporalio.client import WorkflowUpdateFailedError
 
+    from workers.cli.common import token
     from workflows.models import ApproveInput, ApproveResult
 
     try:
         res = await client.get_workflow_handle(workflow_id).execute_update(
             "approve",
-            ApproveInput(identity=actor, comment=comment, override=override),
+            ApproveInput(identity=actor, comment=comment, override=override, token=token()),
             result_type=ApproveResult,
         )
     except WorkflowUpdateFailedError as exc:
         reason = str(exc.cause)
+        if getattr(exc.cause, "type", None) == "IdentityDenied":
+            return False, reason  # decided and audited inside the workflow already
         try:
             await asyncio.to_thread(audit_rejection, settings, workflow_id, actor, reason, override)
         except Exception as audit_exc:  # noqa: BLE001 - the rejection stands; say the audit failed

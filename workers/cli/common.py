@@ -78,6 +78,23 @@ def identity() -> str:
     return os.environ.get("CODE_IDENTITY") or getpass.getuser()
 
 
+def token_path(settings: Settings | None = None) -> Path:
+    """Where ``codectl login`` keeps the caller's token (mode 0600)."""
+    return (settings or Settings()).state_dir / "identity" / "token"
+
+
+def token() -> str | None:
+    """The caller's OIDC token, sent with every action: ``$CODE_TOKEN``, else the file
+    ``$CODE_TOKEN_FILE``, else the one ``codectl login`` stored (None: not logged in)."""
+    if os.environ.get("CODE_TOKEN"):
+        return os.environ["CODE_TOKEN"].strip()
+    path = Path(os.environ.get("CODE_TOKEN_FILE") or token_path())
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 async def client_for(settings: Settings) -> Any:
     """A Temporal client, or ``ServerUnavailable`` (exit 3) saying how to start one."""
     from workers.worker import connect_from_settings

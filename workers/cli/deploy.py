@@ -29,6 +29,7 @@ from workers.cli.common import (
     identity,
     load_spec_file,
     run_async,
+    token,
     ui_link,
 )
 from workers.cli.lanes import busy_reason, lane_state, lane_workflow_id
@@ -87,7 +88,7 @@ async def _deploy(spec: DeploymentSpec, wait: bool, actor: str) -> int:
         if busy:
             raise fail(busy, 2)
     try:
-        handle = await start_deployment(client, spec, actor, settings.task_queue)
+        handle = await start_deployment(client, spec, actor, settings.task_queue, token=token())
     except WorkflowAlreadyStartedError:
         raise fail(
             f"{spec.workflow_id()} is already running; "
@@ -151,7 +152,7 @@ async def _signal(workflow_id: str, name: str, reason: str, actor: str) -> int:
     client = await client_for(Settings())
     try:
         await client.get_workflow_handle(workflow_id).signal(
-            name, ControlInput(identity=actor, reason=reason)
+            name, ControlInput(identity=actor, reason=reason, token=token())
         )
     except RPCError as exc:
         raise fail(f"{workflow_id}: {exc}") from None

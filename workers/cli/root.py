@@ -13,6 +13,8 @@ from workers.cli.certify import certify
 from workers.cli.chaos import chaos_app
 from workers.cli.codec import codec_app, codec_server
 from workers.cli.config import config_app
+from workers.cli.login import login, logout, whoami
+from workers.cli.policy import policy_app
 from workers.cli.slo import slo_app
 from workers.cli.soak import soak_app
 
@@ -58,6 +60,9 @@ for _name, _command in (
     ("analyse", analysis.analyse),
     ("codec-server", codec_server),
     ("certify", certify),
+    ("login", login),
+    ("logout", logout),
+    ("whoami", whoami),
 ):
     app.command(_name)(_command)
 
@@ -69,6 +74,7 @@ for _sub, _name in (
     (soak_app, "soak"),
     (slo_app, "slo"),
     (codec_app, "codec"),
+    (policy_app, "policy"),
 ):
     app.add_typer(_sub, name=_name)
 

@@ -24,6 +24,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.identity_gate as identity_gate  # the real module: its enforce flag
     from code_foundation.error_types import DEPLOYMENT_FAILED, LANE_BUSY
     from code_foundation.names import SA_OUTCOME, A, W
     from workflows.deployment import gates, hooks, prepare, strategies
@@ -73,6 +74,7 @@ class DeploymentWorkflow:
         self.applied = False
         self.previous: str | None = None
         self.lane_session: LaneSession | None = None
+        self.guard = identity_gate.IdentityGuard()
 
     # ------------------------------------------------------------ handlers
     @workflow.query
@@ -91,8 +93,12 @@ class DeploymentWorkflow:
         inp = parse_input(ApproveInput, raw, "approve")
         # an approval counts for the gate that waited when it was accepted, and only then
         gate_seq = self.approvals.seq
+        if await self.guard.enforced():  # verified, decided, audited; a denial fails the update
+            inp = await identity_gate.approve_checked(
+                self.guard, self.spec, inp, gates.approve_problem, self.approvals
+            )
         # audited before it takes effect: the approver's identity lands in the hash-chained log
-        if workflow.patched("audit-approvals"):
+        elif workflow.patched("audit-approvals"):
             await gates.audit(
                 self,
                 inp.identity,
@@ -127,6 +133,8 @@ class DeploymentWorkflow:
     @approve.validator
     def _validate_approve(self, raw: Any) -> None:
         inp = _parsed(ApproveInput, raw, "approve")
+        if self.guard.on:  # identity on: the handler verifies, decides and audits
+            return
         problem = gates.approve_problem(
             self._spec if self._status is not None else None, inp, self.approvals
         )
@@ -134,32 +142,24 @@ class DeploymentWorkflow:
             raise ValueError(problem)
 
     @workflow.signal
-    def pause(self, raw: Any) -> None:
-        inp = self._control(raw, "pause")
+    async def pause(self, raw: Any) -> None:
+        inp = await identity_gate.control_input(self.guard, self, raw, "pause")
         if inp is None:
             return
         self._paused = True
         self.note(f"paused by {inp.identity}")
 
     @workflow.signal
-    def resume(self, raw: Any) -> None:
-        inp = self._control(raw, "resume")
+    async def resume(self, raw: Any) -> None:
+        inp = await identity_gate.control_input(self.guard, self, raw, "resume")
         if inp is None:
             return
         self._paused = False
         self.note(f"resumed by {inp.identity}")
 
-    def _control(self, raw: Any, what: str) -> ControlInput | None:
-        """A signal's argument, or None (noted in the status) when it is malformed."""
-        try:
-            return parse_input(ControlInput, raw, what)
-        except ApplicationError as err:
-            self.note(f"ignored a malformed {what} signal: {err.message}")
-            return None
-
     @workflow.signal
-    def abort(self, raw: Any) -> None:
-        inp = self._control(raw, "abort")
+    async def abort(self, raw: Any) -> None:
+        inp = await identity_gate.control_input(self.guard, self, raw, "abort")
         if inp is None:
             return
         if self._abort is None:
@@ -279,6 +279,8 @@ class DeploymentWorkflow:
             strategy=spec.strategy.type,
             total_steps=len(spec.strategy.canary.steps) if spec.strategy.canary else 1,
         )
+        if who := await identity_gate.admit_deployment(self.guard, inp.token, spec, status):
+            self.actor = who.id  # the verified starter, not a self-asserted name
         try:
             try:
                 result = await self._deploy(spec)
