@@ -34,6 +34,7 @@ class W:
     CHAOS = "ChaosExperimentWorkflow"
     SOAK = "SoakTestWorkflow"
     LANE = "ReleaseLaneWorkflow"
+    RELEASE = "ReleaseWorkflow"
     READINESS = "ReadinessWorkflow"
 
 

@@ -13,6 +13,7 @@ def workflows() -> list[type]:
     from workflows.chaos import ChaosExperimentWorkflow
     from workflows.deployment import DeploymentWorkflow
     from workflows.lane import ReleaseLaneWorkflow
+    from workflows.release import ReleaseWorkflow
     from workflows.readiness import ReadinessWorkflow
     from workflows.rollback import RollbackWorkflow
     from workflows.soak import SoakTestWorkflow
@@ -21,6 +22,7 @@ def workflows() -> list[type]:
         DeploymentWorkflow,
         RollbackWorkflow,
         ReleaseLaneWorkflow,
+        ReleaseWorkflow,
         ChaosExperimentWorkflow,
         SoakTestWorkflow,
         ReadinessWorkflow,

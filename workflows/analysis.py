@@ -195,6 +195,7 @@ class AnalysisRun:
                         interval_index=n,
                         run_id=workflow.info().run_id,
                         platform=spec.platform,
+                        cluster=spec.cluster,
                         analysis_start=origin if a.judged else None,
                     ),
                     result_type=AnalysisResult,

@@ -155,6 +155,7 @@ class RollbackInput(_M):
     set_search_attributes: bool = True
     platform: Platform = "local"
     namespace: str | None = None
+    cluster: str | None = Field(None, description="the named cluster (None: the default)")
     lane_held: bool = Field(
         False, description="run under the caller's lane (a deployment's compensation)"
     )
@@ -206,6 +207,7 @@ class SetTrafficInput(_M):
     idempotency_key: str
     platform: Platform = "local"
     namespace: str | None = None
+    cluster: str | None = Field(None, description="the named cluster (None: the default)")
 
 
 class SetTrafficResult(_M):
@@ -221,6 +223,7 @@ class RetireVersionInput(_M):
     force: bool = Field(False, description="retire even if it still holds traffic")
     platform: Platform = "local"
     namespace: str | None = None
+    cluster: str | None = Field(None, description="the named cluster (None: the default)")
 
 
 class RetireVersionResult(_M):
@@ -233,6 +236,7 @@ class DescribeInput(_M):
     environment: str
     platform: Platform = "local"
     namespace: str | None = None
+    cluster: str | None = Field(None, description="the named cluster (None: the default)")
 
 
 class DescribeResult(_M):
@@ -255,6 +259,7 @@ class AnalyseInput(_M):
     interval_index: int
     run_id: str
     platform: Platform = "local"
+    cluster: str | None = Field(None, description="the named cluster (None: the default)")
     analysis_start: float | None = Field(
         None, description="start of the whole analysis (the growing window's origin)"
     )

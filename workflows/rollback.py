@@ -66,7 +66,7 @@ class RollbackWorkflow:
         if not inp.lane_held and workflow.patched("release-lanes"):
             # a manual rollback changes the platform: it takes the lane like a deployment
             lane = LaneSession(
-                lane_id(inp.service, inp.environment, lane_target(inp.platform, inp.namespace)),
+                lane_id(inp.service, inp.environment, _lane_target(inp)),
                 "rollback",
                 inp.concurrency,
                 f"rollback to {inp.to_version or 'last known good'}",
@@ -92,6 +92,7 @@ class RollbackWorkflow:
                 environment=inp.environment,
                 platform=inp.platform,
                 namespace=inp.namespace,
+                cluster=inp.cluster,
             ),
             result_type=DescribeResult,
             start_to_close_timeout=SHORT,
@@ -127,6 +128,8 @@ class RollbackWorkflow:
                 retry_policy=RETRY,
             )
             spec = found.spec
+        if spec is not None and inp.cluster is not None:  # restore on this cluster
+            spec = spec.model_copy(update={"cluster": inp.cluster})
         platform = spec.platform if spec else inp.platform
         namespace = spec.namespace if spec else inp.namespace
         inp = inp.model_copy(update={"failed_version": failed})
@@ -175,6 +178,7 @@ class RollbackWorkflow:
                 idempotency_key=f"{key}:traffic",
                 platform=platform,
                 namespace=namespace,
+                cluster=inp.cluster,
             ),
             result_type=SetTrafficResult,
             start_to_close_timeout=timedelta(minutes=2),
@@ -230,6 +234,7 @@ class RollbackWorkflow:
                 idempotency_key=f"{key}:retire-{version}",
                 platform=platform,
                 namespace=namespace,
+                cluster=inp.cluster,
                 force=force,
             ),
             result_type=RetireVersionResult,
@@ -267,3 +272,9 @@ class RollbackWorkflow:
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
         )
+
+
+def _lane_target(inp: RollbackInput) -> str:
+    """The lane target of a rollback: the platform (and namespace), per cluster."""
+    target = lane_target(inp.platform, inp.namespace)
+    return f"{target}_{inp.cluster}" if inp.cluster else target

@@ -333,6 +333,13 @@ class DeploymentSpec(_Model):
     version: str = Field(pattern=_VERSION)
     platform: Platform = "local"
     namespace: str | None = Field(None, pattern=_NAME)
+    cluster: str | None = Field(
+        None,
+        pattern=_NAME,
+        max_length=30,
+        description="the named cluster (a local agent of `codectl dev --clusters`, or a kube "
+        "context); default: the one configured platform",
+    )
     concurrency: LanePolicy = Field(
         "queue",
         description="when another run holds this service's release lane: queue (wait your "
@@ -361,14 +368,16 @@ class DeploymentSpec(_Model):
         return self
 
     def workflow_id(self) -> str:
-        return f"deploy-{self.service}-{self.environment}-{self.version}"
+        where = f"{self.environment}-{self.cluster}" if self.cluster else self.environment
+        return f"deploy-{self.service}-{where}-{self.version}"
 
     def lane_id(self) -> str:
         """The release lane of this service/environment/platform target."""
         return lane_id(self.service, self.environment, self.lane_target())
 
     def lane_target(self) -> str:
-        return lane_target(self.platform, self.namespace)
+        target = lane_target(self.platform, self.namespace)
+        return f"{target}_{self.cluster}" if self.cluster else target  # one lane per cluster
 
 
 def parse_spec(text: str | bytes, source: str = "spec") -> DeploymentSpec:

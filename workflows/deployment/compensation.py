@@ -52,7 +52,8 @@ async def compensate(
             reason=reason,
         )
     status.phase = "rolling back"
-    child_id = f"rollback-{spec.service}-{spec.environment}-from-{spec.version}"
+    where = f"{spec.environment}-{spec.cluster}" if spec.cluster else spec.environment
+    child_id = f"rollback-{spec.service}-{where}-from-{spec.version}"
     try:
         rb: RollbackResult = await workflow.execute_child_workflow(
             W.ROLLBACK,
@@ -66,6 +67,7 @@ async def compensate(
                 set_search_attributes=host.search_attributes_on,
                 platform=spec.platform,
                 namespace=spec.namespace,
+                cluster=spec.cluster,
                 lane_held=True,
             ),
             id=child_id,

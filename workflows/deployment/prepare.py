@@ -88,6 +88,7 @@ async def snapshot_stable(host: DeploymentHost, spec: DeploymentSpec) -> str | N
             environment=spec.environment,
             platform=spec.platform,
             namespace=spec.namespace,
+            cluster=spec.cluster,
         ),
         result_type=DescribeResult,
         start_to_close_timeout=SHORT,
