@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from code_foundation import targets
+from workflows.notify_spec import Sink
 
 CONFIG_ENV = "CODE_CONFIG"
 
@@ -104,6 +105,8 @@ class Settings(BaseSettings):
     codec_vault_path: str | None = None
     # the Web UI origin allowed by the codec server (CORS)
     codec_server_origin: str = "http://127.0.0.1:8233"
+    # notification sinks specs refer to by name (JSON list in CODE_NOTIFY_SINKS; docs/hooks.md)
+    notify_sinks: list[Sink] = Field(default_factory=list)
     # identity (OIDC): enforcement is on in every workflow when issuer, audience and policy are set
     identity_issuer: str | None = None  # e.g. http://127.0.0.1:8290 (the dev issuer)
     identity_audience: str | None = None  # the client id tokens are issued to, e.g. codectl

@@ -34,6 +34,7 @@ class W:
     CHAOS = "ChaosExperimentWorkflow"
     SOAK = "SoakTestWorkflow"
     LANE = "ReleaseLaneWorkflow"
+    NOTIFY = "NotifyWorkflow"
     RELEASE = "ReleaseWorkflow"
     READINESS = "ReadinessWorkflow"
 
@@ -51,6 +52,7 @@ class A:
     LEDGER_LAST_GOOD = "ledger.last_known_good"
     BUDGET = "slo.error_budget"
     AUDIT = "audit.record"
+    HOOK_RUN = "hooks.run"
     IDENTITY_PIN = "identity.pin"
     HOOK_RUN = "hooks.run"
     NOOP = "bench.noop"
@@ -81,6 +83,12 @@ class LaneA:
 
     REQUEST = "lane.request"
     WATCH = "lane.watch_holder"
+
+
+class NotifyA:
+    """Activity names of notifications."""
+
+    DELIVER = "notify.deliver"
 
 
 class ReadyA:

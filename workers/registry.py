@@ -13,6 +13,7 @@ def workflows() -> list[type]:
     from workflows.chaos import ChaosExperimentWorkflow
     from workflows.deployment import DeploymentWorkflow
     from workflows.lane import ReleaseLaneWorkflow
+    from workflows.notify import NotifyWorkflow
     from workflows.release import ReleaseWorkflow
     from workflows.readiness import ReadinessWorkflow
     from workflows.rollback import RollbackWorkflow
@@ -22,6 +23,7 @@ def workflows() -> list[type]:
         DeploymentWorkflow,
         RollbackWorkflow,
         ReleaseLaneWorkflow,
+        NotifyWorkflow,
         ReleaseWorkflow,
         ChaosExperimentWorkflow,
         SoakTestWorkflow,
@@ -33,6 +35,7 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
     from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
     from activities.hooks import hook_activities
+    from activities.notify import notify_activities
     from activities.identity import identity_activities
     from activities.lane import lane_activities
     from activities.readiness import readiness_activities
@@ -42,6 +45,7 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
     return [
         *deploy_activities(settings),  # deployments, rollbacks, analysis, ledger
         *hook_activities(settings),  # lifecycle hooks: HTTP calls and command jobs
+        *notify_activities(settings),  # notification deliveries (webhook, Slack, Alertmanager)
         *chaos_activities(settings),  # chaos experiments: probes, faults, journal
         *soak_activities(settings),  # soak slices and reports
         *slo_activities(settings),  # error budgets and the audit log

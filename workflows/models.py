@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.hooks_spec import HookResult
 from workflows.lane_models import LanePolicy
+from workflows.notify_spec import NotificationRecord
 from workflows.spec import DeploymentSpec, Platform, StrategyType
 
 Outcome = Literal["promoted", "rolled_back", "aborted", "failed", "running"]
@@ -109,6 +110,9 @@ class DeployStatus(_M):
     steps: list[StepRecord] = Field(default_factory=list)
     hooks: list[HookResult] = Field(
         default_factory=list, description="lifecycle hook results, in the order they ran"
+    )
+    notifications: list[NotificationRecord] = Field(
+        default_factory=list, description="events sent to notification sinks, with their state"
     )
     outcome: Outcome = "running"
     reason: str = ""

@@ -17,6 +17,7 @@ from code_foundation.durations import Duration, format_duration, human
 from code_foundation.loader import load_text
 from workflows.hooks_spec import Hook, hooks_problem
 from workflows.lane_models import LanePolicy, lane_id, lane_target
+from workflows.notify_spec import Notifications
 
 Platform = Literal["local", "kubernetes"]
 StrategyType = Literal["rolling", "blue_green", "canary"]
@@ -358,6 +359,9 @@ class DeploymentSpec(_Model):
     )
     hooks: list[Hook] = Field(
         default_factory=list, description="lifecycle hooks (docs/hooks.md); none by default"
+    )
+    notifications: Notifications | None = Field(
+        None, description="where this run's events go (docs/hooks.md); none by default"
     )
 
     @model_validator(mode="after")

@@ -9,8 +9,16 @@ its ``deadline`` follows ``on_timeout`` (``fail`` raises ``HookGateTimedOut``,
 ``post_rollout``/``rollback`` results are recorded only. Every result is in
 ``DeployStatus.hooks`` (and, for ``rollout``, the step's detail).
 
-Replay: with no hook configured at a point, nothing here issues a command, so runs of
-specs without hooks (every committed history) have exactly their old command order.
+The same lifecycle points emit the run's notification events (:mod:`workflows.notify`):
+``deployment.started`` at ``confirm_rollout``, ``deployment.step_finished`` after each
+step's ``rollout`` hooks, ``deployment.promoted`` at ``post_rollout``,
+``deployment.rolled_back``/``failed``/``aborted`` after a compensation, and
+``deployment.waiting_for_approval`` when an approval gate starts waiting
+(:func:`wait_approval`).
+
+Replay: with no hook configured at a point and no notification sinks, nothing here
+issues a command, so runs of specs without them (every committed history) have exactly
+their old command order.
 Deterministic: the ``hooks.run`` activity does the I/O; waits are durable timers that
 an abort cuts short."""
 
@@ -25,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from code_foundation.error_types import HOOK_FAILED, HOOK_GATE_TIMED_OUT, NON_RETRYABLE
     from code_foundation.names import A
+    from workflows.deployment import gates
     from workflows.deployment.compensation import compensate
     from workflows.deployment.host import DeploymentHost
     from workflows.hooks_spec import (
@@ -37,7 +46,9 @@ with workflow.unsafe.imports_passed_through():
         HookResult,
     )
     from workflows.models import DeployResult, StepRecord
-    from workflows.spec import DeploymentSpec
+    from workflows.notify import emit
+    from workflows.notify_spec import EventKind
+    from workflows.spec import DeploymentSpec, PauseSpec
 
 # infrastructure retries only (a worker lost mid-call): a hook's own failure is an answer
 CALL_RETRY = RetryPolicy(
@@ -60,7 +71,10 @@ async def run_point(
     weight: int | None = None,
     rec: StepRecord | None = None,
 ) -> None:
-    """Run every hook at ``point`` (nothing at all when none is configured)."""
+    """Run every hook at ``point`` (nothing at all when none is configured), and emit
+    the point's notification event."""
+    if point in _BEFORE:
+        await _emit(host, _BEFORE[point])
     for hook in at(host.spec, point):
         result = HookResult(
             name=hook.name,
@@ -79,6 +93,40 @@ async def run_point(
             rec.detail = "; ".join(
                 p for p in (rec.detail, f"hook {hook.name}: {result.status}") if p
             )
+    if point == "rollout":
+        await _emit(
+            host, "deployment.step_finished", step=step, outcome=rec.outcome if rec else None
+        )
+
+
+_BEFORE: dict[str, EventKind] = {
+    "confirm_rollout": "deployment.started",
+    "post_rollout": "deployment.promoted",
+}
+_FINAL: dict[str, EventKind] = {
+    "rolled_back": "deployment.rolled_back",
+    "failed": "deployment.failed",
+    "aborted": "deployment.aborted",
+}
+
+
+async def _emit(
+    host: DeploymentHost,
+    kind: EventKind,
+    step: int | None = None,
+    outcome: str | None = None,
+    reason: str = "",
+) -> None:
+    st = host.progress
+    await emit(
+        host.spec, st, kind, previous=host.previous, step=step, outcome=outcome, reason=reason
+    )
+
+
+async def wait_approval(host: DeploymentHost, pause: PauseSpec, label: str) -> str:
+    """:func:`~workflows.deployment.gates.wait_approval`, announced first."""
+    await _emit(host, "deployment.waiting_for_approval", reason=label)
+    return await gates.wait_approval(host, pause, label)
 
 
 async def compensated(
@@ -87,6 +135,8 @@ async def compensated(
     """:func:`~workflows.deployment.compensation.compensate`, then the ``rollback`` hooks
     (only when something was rolled back)."""
     result = await compensate(host, spec, exc)
+    if result.outcome in _FINAL:
+        await _emit(host, _FINAL[result.outcome], outcome=result.outcome, reason=result.reason)
     if result.rollback_workflow_id is not None and at(spec, "rollback"):
         await run_point(host, "rollback")
     return result

@@ -206,7 +206,7 @@ class DeploymentWorkflow:
         self.check_abort()
 
     async def wait_approval(self, pause: PauseSpec, label: str) -> str:
-        return await gates.wait_approval(self, pause, label)
+        return await hooks.wait_approval(self, pause, label)  # + its notification
 
     def begin_step(self, index: int, kind: StepKind, description: str) -> StepRecord:
         status = self.progress
