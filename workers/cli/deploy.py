@@ -35,12 +35,20 @@ from workers.cli.common import (
 from workers.cli.lanes import busy_reason, lane_state, lane_workflow_id
 from workers.cli.output import OUTPUT_HELP, check_output, emit
 from workers.cli.progress import follow, lane_busy, render_status
+from workflows.pipeline_spec import pipeline_json_schema
 from workflows.spec import DeploymentSpec, spec_json_schema
 
 
-def schema(output: Path | None = typer.Option(None, "--output", "-o")) -> None:
-    """Print the JSON Schema of DeploymentSpec."""
-    text = json.dumps(spec_json_schema(), indent=2)
+def schema(
+    output: Path | None = typer.Option(None, "--output", "-o"),
+    kind: str = typer.Option("deployment", "--kind", help="deployment | pipeline"),
+) -> None:
+    """Print the JSON Schema of DeploymentSpec (or, with --kind pipeline, PipelineSpec)."""
+    if kind not in ("deployment", "pipeline"):
+        raise fail(f"--kind must be deployment or pipeline, not {kind!r}", 2)
+    text = json.dumps(
+        pipeline_json_schema() if kind == "pipeline" else spec_json_schema(), indent=2
+    )
     if output:
         output.write_text(text + "\n")
         console.print(f"wrote {output}")

@@ -1,0 +1,81 @@
+"""Committed ReleaseWorkflow histories replay against today's code: a release promoted
+through staging and two prod waves (with a bake), and one aborted in wave 2 whose
+changed targets were restored by child rollbacks. Regenerate with
+``python -m tests.workflows.test_release_replay`` after a versioned change."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.client import data_converter
+from workflows.release import ReleaseWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+FILES = sorted(HISTORIES.glob("release_*.json"))
+RELEASE_ID = "release-shop-v2"  # the id the histories were recorded with
+
+
+def test_release_histories_are_committed() -> None:
+    assert {p.stem for p in FILES} >= {"release_promoted", "release_aborted"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+async def test_release_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(RELEASE_ID, path.read_text())
+    replayer = Replayer(workflows=[ReleaseWorkflow], data_converter=data_converter())
+    await replayer.replay_workflow(history)
+
+
+async def _record() -> None:  # pragma: no cover - a maintenance tool
+    from temporalio.testing import WorkflowEnvironment
+
+    from tests.workflows import test_release as t
+    from workflows.models import ControlInput
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(),
+        test_server_existing_path=shutil.which("temporal-test-server"),
+    )
+    try:
+        for name in ("release_promoted", "release_aborted"):
+            fake = t.MultiFake()
+            for e, cl in [
+                ("staging", None),
+                ("prod", "eu-canary"),
+                ("prod", "eu-1"),
+                ("prod", "us-1"),
+            ]:
+                fake.seed(e, cl, "v1")
+            slow = t.CANARY.replace(
+                "- set_weight: 20", "- set_weight: 20\n        - pause: {duration: 5h}"
+            )
+            w, tq = t.worker(env, fake)
+            async with w:
+                p = t.pipeline(t.PROD, deployment=slow if name == "release_aborted" else t.CANARY)
+                h = await env.client.start_workflow(
+                    ReleaseWorkflow.run,
+                    t.ReleaseInput(pipeline=p, version="v2", set_search_attributes=False),
+                    id=RELEASE_ID,
+                    task_queue=tq,
+                    result_type=t.ReleaseResult,
+                )
+                if name == "release_aborted":
+                    await t._skip_until_wave_two(env, h)
+                    await h.signal(ReleaseWorkflow.abort, ControlInput(identity="carol"))
+                await h.result()
+                history = await h.fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+            print("wrote", name, len(history.events), "events", file=sys.stderr)
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(_record())
