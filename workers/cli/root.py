@@ -13,6 +13,7 @@ from workers.cli.certify import certify
 from workers.cli.chaos import chaos_app
 from workers.cli.codec import codec_app, codec_server
 from workers.cli.config import config_app
+from workers.cli.notify import notify_app
 from workers.cli.login import login, logout, whoami
 from workers.cli.policy import policy_app
 from workers.cli.slo import slo_app
@@ -70,6 +71,7 @@ for _sub, _name in (
     (audit_app, "audit"),
     (artifacts_app, "artifacts"),
     (config_app, "config"),
+    (notify_app, "notify"),
     (chaos_app, "chaos"),
     (soak_app, "soak"),
     (slo_app, "slo"),
