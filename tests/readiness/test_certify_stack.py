@@ -57,12 +57,8 @@ def soak_plan(svc: str, url: str, **checks: Any) -> SoakPlan:
             "duration": "20s",
             "slice": "5s",
             "baseline": "5s",
-            # tolerant drift, as deploy/examples/soak/demo-2m.yaml: ms-level p99s are noisy
-            "checks": {
-                "resources": None,
-                "p99_drift": {"max_increase": 3.0, "min_delta_ms": 50},
-                **checks,
-            },
+            # no drift check: ms-level p99s of a 20 s soak on a busy machine are noise
+            "checks": {"resources": None, "p99_drift": None, **checks},
         }
     )
 
