@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -114,6 +114,15 @@ class Settings(BaseSettings):
     identity_skew_seconds: int = 60  # leeway on exp/nbf/iat
     identity_jwks_ttl: float = 300.0  # seconds a fetched JWKS is reused before re-fetching
     identity_dev: bool = False  # dev mode: `codectl login --as NAME` against a local issuer
+
+    @model_validator(mode="after")
+    def _dev_identity(self) -> Settings:
+        """Identity dev mode fills in the local dev issuer (``codectl dev`` starts it)."""
+        if self.identity_dev:
+            self.identity_issuer = self.identity_issuer or "http://127.0.0.1:8290"
+            self.identity_audience = self.identity_audience or "codectl"
+            self.identity_policy = self.identity_policy or self.state_dir / "identity/policy.yaml"
+        return self
 
     @field_validator("allowed_targets", mode="before")
     @classmethod

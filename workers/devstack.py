@@ -33,6 +33,7 @@ import httpx
 from activities.settings import Settings
 from code_foundation.errors import ServerUnavailable
 from code_foundation.names import SEARCH_ATTRIBUTES
+from workers import dev_issuer
 
 
 @dataclass
@@ -300,6 +301,7 @@ def _start(stack: Stack, with_worker: bool, ui_port: int | None) -> None:
         record["agent"] = proc.pid
         stack.components.append(Component("agent", settings.agent_url, "started", proc.pid, log))
 
+    dev_issuer.ensure(stack, logs, record, sys.modules[__name__])  # CODE_IDENTITY_DEV: OIDC
     if with_worker:
         if _pid_alive(record.get("worker")):
             stack.components.append(
