@@ -69,24 +69,29 @@ class DeployActivities:
             self._secrets = SecretResolver.from_settings(self.settings)
         return self._secrets
 
-    def platform(self, name: str) -> Platform:
-        if name not in self._platforms:
+    def platform(self, name: str, cluster: str | None = None) -> Platform:
+        key = f"{name}@{cluster}" if cluster else name  # one client per named cluster
+        if key not in self._platforms:
             if name == "local":
+                from activities.platform.clusters import agent_url
                 from activities.platform.local import LocalPlatform
 
-                self._platforms[name] = LocalPlatform(
-                    self.settings.agent_url, secrets=self.secrets()
+                self._platforms[key] = LocalPlatform(
+                    agent_url(self.settings, cluster), secrets=self.secrets()
                 )
             elif name == "kubernetes":
                 from activities.platform.kubernetes import platform_from_settings
 
-                self._platforms[name] = platform_from_settings(self.settings)
+                settings = self.settings
+                if cluster:  # a cluster names its kube context
+                    settings = settings.model_copy(update={"kube_context": cluster})
+                self._platforms[key] = platform_from_settings(settings)
             else:
                 raise SpecError(
                     "the deployment spec",
                     [f"platform: unknown platform {name!r} (local or kubernetes)"],
                 )
-        return self._platforms[name]
+        return self._platforms[key]
 
     # ---------------------------------------------------------------- validate
     @activity.defn(name=A.VALIDATE_SPEC)
@@ -115,21 +120,21 @@ class DeployActivities:
     @activity.defn(name=A.PLATFORM_APPLY)
     async def apply_version(self, inp: ApplyVersionInput) -> ApplyVersionResult:
         async with heartbeating():
-            return await self.platform(inp.spec.platform).apply_version(inp)
+            return await self.platform(inp.spec.platform, inp.spec.cluster).apply_version(inp)
 
     @activity.defn(name=A.PLATFORM_TRAFFIC)
     async def set_traffic(self, inp: SetTrafficInput) -> SetTrafficResult:
         async with heartbeating(every=2.0):
-            return await self.platform(inp.platform).set_traffic(inp)
+            return await self.platform(inp.platform, inp.cluster).set_traffic(inp)
 
     @activity.defn(name=A.PLATFORM_RETIRE)
     async def retire_version(self, inp: RetireVersionInput) -> RetireVersionResult:
         async with heartbeating(every=2.0):
-            return await self.platform(inp.platform).retire_version(inp)
+            return await self.platform(inp.platform, inp.cluster).retire_version(inp)
 
     @activity.defn(name=A.PLATFORM_DESCRIBE)
     async def describe(self, inp: DescribeInput) -> DescribeResult:
-        return await self.platform(inp.platform).describe(inp)
+        return await self.platform(inp.platform, inp.cluster).describe(inp)
 
     # ---------------------------------------------------------------- analysis
     @activity.defn(name=A.ANALYSE)

@@ -120,7 +120,9 @@ class Target(_Model):
     )
     platform: Platform = "local"
     namespace: str | None = Field(None, pattern=_NAME)
-    kube_context: str | None = Field(None, description="Kubernetes: the kube context to use")
+    kube_context: str | None = Field(
+        None, pattern=_NAME, description="Kubernetes: the kube context (default: the cluster name)"
+    )
     replicas: int | None = Field(None, ge=1, le=100)
     env: dict[str, str] = Field(default_factory=dict, description="merged into artifact.env")
     strategy: Strategy | str | None = Field(
@@ -130,6 +132,12 @@ class Target(_Model):
     @property
     def key(self) -> str:
         return self.name or self.cluster
+
+    def placement(self) -> str | None:
+        """The ``DeploymentSpec.cluster``: the agent's cluster name, or the kube context."""
+        if self.platform == "kubernetes":
+            return self.kube_context or self.cluster
+        return None if self.cluster == "local" else self.cluster
 
 
 class Wave(_Model):
@@ -212,7 +220,7 @@ class PipelineSpec(_Model):
             version=version,
             platform=target.platform,
             namespace=target.namespace,
-            cluster=None if target.cluster == "local" else target.cluster,
+            cluster=target.placement(),
             labels=labels,
             artifact=artifact,
             replicas=target.replicas or t.replicas,
@@ -269,8 +277,6 @@ def pipeline_problems(
                     f"{at}.targets[{ti}]: unknown cluster {t.cluster!r} "
                     f"(configured: {', '.join(sorted(known)) or 'none'})"
                 )
-            if t.platform == "kubernetes" and not t.kube_context:
-                out.append(f"{at}.targets[{ti}]: a kubernetes target needs kube_context")
             if isinstance(t.strategy, str) and t.strategy not in p.strategies:
                 out.append(f"{at}.targets[{ti}]: unknown strategy {t.strategy!r}")
         listed: list[str] = []

@@ -244,6 +244,7 @@ class ReleaseWorkflow:
                 environment=s.target(key).environment,
                 cluster=s.target(key).cluster,
                 platform=s.target(key).platform,
+                placement=s.target(key).placement(),
                 version=version,
             )
             for s in p.order()

@@ -34,6 +34,7 @@ class TargetCell(_M):
     environment: str
     cluster: str
     platform: str = "local"
+    placement: str | None = Field(None, description="DeploymentSpec.cluster of the target")
     version: str
     phase: CellPhase = "pending"
     workflow_id: str | None = Field(None, description="the child DeploymentWorkflow")

@@ -87,7 +87,7 @@ async def _restore(host: ReleaseHost, c: TargetCell, reason: str, who: str) -> N
                 actor=who,
                 set_search_attributes=host.search_attributes_on,
                 platform=c.platform,  # type: ignore[arg-type]
-                cluster=None if c.cluster == "local" else c.cluster,
+                cluster=c.placement,
             ),
             id=child_id,
             result_type=RollbackResult,

@@ -162,7 +162,7 @@ async def analyse_activity(
     inp: AnalyseInput,
     *,
     settings: Settings,
-    platform: Callable[[str], Platform],
+    platform: Callable[..., Platform],
     store: ArtifactStore,
 ) -> AnalysisResult:
     """Body of the ``analysis.run`` activity (``DeployActivities.analyse``): the platform
@@ -175,7 +175,7 @@ async def analyse_activity(
     return await analyse_interval(
         inp,
         settings=settings,
-        platform=platform(inp.platform) if needs_platform else None,
+        platform=platform(inp.platform, inp.cluster) if needs_platform else None,
         store=store,
         workflow_id=activity.info().workflow_id or "adhoc",
     )

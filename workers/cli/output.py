@@ -16,6 +16,7 @@ added within a version). The schemas:
 | ``code.artifacts.list/v1`` | ``artifacts list`` | ``prefix``, ``keys`` |
 | ``code.artifacts.versions/v1`` | ``artifacts versions KEY`` | ``key``, ``versions``: [{``key``, ``version_id``, ``sha256``, ``size``}] |
 | ``code.dev.status/v1`` | ``dev status`` | ``supervisor`` ({``pid``, ``mode``, ...}), ``components``: {name: {``url``, ``state``, ``pid``, ``restarts``, ``last_exit``, ``log``, ...}} |
+| ``code.release/v1`` | ``release status ID`` | ``release_id``, ``service``, ``version``, ``phase``, ``stage``, ``wave``, ``gate``, ``cells``: [{``stage``, ``target``, ``wave``, ``environment``, ``cluster``, ``phase``, ``workflow_id``, ``previous_version``, ``weights``, ``reason``}], ``outcome``, ``reason`` |
 | ``code.lane/v1`` | ``lanes [SERVICE]`` | a JSON **array** (kept from before schemas), one object per lane, each with its ``schema``: ``lane``, ``workflow_id``, ``service``, ``environment``, ``holder`` ({``workflow_id``, ``kind``, ``description``, ...} or null), ``queue`` (same shape), ``granted_total``; a lane that cannot be read has ``error`` instead |
 | ``code.whoami/v1`` | ``whoami`` | ``sub``, ``email``, ``groups``, ``amr``, ``issuer``, ``expires``, ``roles`` ({environment: [role]}) |
 | ``code.policy.check/v1`` | ``policy check FILE`` | ``ok``, ``policy`` (the validated document) |
@@ -40,6 +41,7 @@ SCHEMAS = (
     "code.artifacts.versions/v1",
     "code.dev.status/v1",
     "code.lane/v1",
+    "code.release/v1",
     "code.whoami/v1",
     "code.policy.check/v1",
     "code.audit.list/v1",

@@ -23,11 +23,15 @@ def dev(
     detach: bool = typer.Option(False, help="leave the stack running in the background"),
     no_worker: bool = typer.Option(False, help="do not start a worker"),
     output: str = typer.Option("text", "--output", "-o", help="status: text or json"),
+    clusters: str = typer.Option(
+        "", "--clusters", help="named clusters, one local agent each: eu-1,us-1,eu-canary"
+    ),
 ) -> None:
     """Start (or reuse) the embedded stack: Temporal dev server + Web UI, agent, worker,
     supervised (a crashed agent or worker restarts by itself); `dev status` shows restarts."""
     import signal
 
+    from workers.clusters import ensure_clusters, parse_clusters
     from workers.devstack import ensure
     from workers.supervisor import Supervisor, render_status, status
 
@@ -42,7 +46,12 @@ def dev(
     if action != "up":
         raise typer.BadParameter(f"unknown action {action!r}; use up or status")
     try:
+        names = parse_clusters(clusters)
+        if names and detach:
+            raise fail("--clusters runs in the foreground only (without --detach) for now", 2)
         stack = ensure(settings, detach=detach, with_worker=not no_worker)
+        if names:
+            ensure_clusters(stack, names)
     except CodeError as exc:
         raise fail(exc) from None
     table = Table(title="CODE dev stack (loopback only)")
