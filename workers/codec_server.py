@@ -9,12 +9,20 @@ exactly the configured Web UI origin with credentials.
 
 Auth: ``Authorization: Bearer <token>`` (or the bare token) compared in constant time
 with the token file's content: no header → 401, a wrong token → 403, nothing decoded.
+With identity configured, :func:`oidc_authorizer` replaces the shared token: the bearer is
+an OIDC token verified against the issuer's keys (re-fetched once on an unknown key) and
+must give the ``viewer`` role (any binding reaching ``*`` environments): no or invalid
+token → 401, a valid one without the role → 403, a viewer → 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
@@ -31,7 +39,37 @@ def read_token(path: Path) -> str:
     return token
 
 
-def build_app(codec: PayloadCodec, token: str, origins: list[str]) -> web.Application:
+Authorizer = Callable[[str], Awaitable[tuple[int, str] | None]]
+
+
+def oidc_authorizer(source: Any) -> Authorizer:
+    """Bearer tokens checked like the workflows check them (``source``: an
+    :class:`activities.identity.IdentitySource`); None when the caller is a viewer."""
+    from workflows.identity import TokenRejected, verify
+    from workflows.policy import decide
+
+    pinned = {"cfg": source.config()}
+
+    async def check(bearer: str) -> tuple[int, str] | None:
+        cfg = pinned["cfg"]
+        try:
+            try:
+                who = verify(bearer, cfg, datetime.now(UTC))
+            except TokenRejected as exc:
+                if not exc.unknown_key:
+                    raise
+                fresh = await asyncio.to_thread(source.config, True)  # a rotated key
+                pinned["cfg"] = cfg = cfg.merged(fresh)
+                who = verify(bearer, cfg, datetime.now(UTC))
+        except TokenRejected as exc:
+            return 401, f"token refused: {exc.reason}"
+        decision = decide(cfg.policy, who, "view", "*", "*")
+        return None if decision.allowed else (403, decision.reason)
+
+    return check
+
+
+def build_app(codec: PayloadCodec, token: str | Authorizer, origins: list[str]) -> web.Application:
     allowed = set(origins)
 
     def cors(req: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
@@ -44,18 +82,23 @@ def build_app(codec: PayloadCodec, token: str, origins: list[str]) -> web.Applic
             resp.headers["Vary"] = "Origin"
         return resp
 
-    def authorised(req: web.Request) -> web.Response | None:
+    async def authorised(req: web.Request) -> web.Response | None:
         header = req.headers.get("Authorization", "")
         if not header:
             return web.json_response({"error": "missing Authorization header"}, status=401)
         given = header.removeprefix("Bearer ").strip()
+        if callable(token):
+            refused = await token(given)
+            if refused is not None:
+                return web.json_response({"error": refused[1]}, status=refused[0])
+            return None
         if not hmac.compare_digest(given.encode(), token.encode()):
             return web.json_response({"error": "invalid token"}, status=403)
         return None
 
     def handler(decode: bool):
         async def handle(req: web.Request) -> web.StreamResponse:
-            denied = authorised(req)
+            denied = await authorised(req)
             if denied is not None:
                 return cors(req, denied)
             try:
@@ -86,7 +129,7 @@ def build_app(codec: PayloadCodec, token: str, origins: list[str]) -> web.Applic
 
 
 async def serve(
-    codec: PayloadCodec, token: str, origins: list[str], host: str, port: int
+    codec: PayloadCodec, token: str | Authorizer, origins: list[str], host: str, port: int
 ) -> web.AppRunner:
     runner = web.AppRunner(build_app(codec, token, origins))
     await runner.setup()

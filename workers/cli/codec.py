@@ -78,16 +78,23 @@ def _write_ring(path: Path, data: dict[str, Any]) -> None:
 def codec_server(
     port: int = typer.Option(8288, "--port"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    token_file: Path = typer.Option(..., "--token-file", help="file holding the shared token"),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        help="file holding the shared token (default: OIDC tokens "
+        "with the viewer role, when identity is configured)",
+    ),
     keyring: Path | None = typer.Option(
         None, "--keyring", help="default: CODE_CODEC_KEYRING / Vault"
     ),
     origin: list[str] = typer.Option([], "--origin", help="Web UI origin(s) allowed (CORS)"),
 ) -> None:
-    """Serve the Temporal codec-server protocol (/encode, /decode) behind a shared token."""
+    """Serve the Temporal codec-server protocol (/encode, /decode) behind a shared token
+    or, with identity configured, OIDC tokens giving the viewer role."""
+    from activities.identity import IdentitySource
     from activities.settings import Settings
     from workers.codec import EncryptionCodec, keyring_from_settings
-    from workers.codec_server import read_token, serve
+    from workers.codec_server import Authorizer, oidc_authorizer, read_token, serve
 
     settings = Settings()
     try:
@@ -100,9 +107,16 @@ def codec_server(
         raise fail(
             "no keyring: pass --keyring or set CODE_CODEC_KEYRING / CODE_CODEC_VAULT_PATH", 2
         )
+    token: str | Authorizer
     try:
-        read_text(token_file)  # refuses a missing, binary or non-UTF-8 file with the reason
-        token = read_token(token_file)
+        if token_file is None:
+            source = IdentitySource(settings)
+            if not source.configured:
+                raise fail("pass --token-file, or configure identity (CODE_IDENTITY_*)", 2)
+            token = oidc_authorizer(source)
+        else:
+            read_text(token_file)  # refuses a missing, binary or non-UTF-8 file with the reason
+            token = read_token(token_file)
     except CodeError as exc:
         raise fail(exc) from None
     except (OSError, ValueError) as exc:
