@@ -15,6 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.identity_gate as identity_gate  # the real module: its enforce flag
     from code_foundation.error_types import LANE_BUSY, NON_RETRYABLE, ROLLBACK_IMPOSSIBLE
     from code_foundation.names import SA_OUTCOME, A, W
     from workflows.inputs import parse_input
@@ -62,6 +63,9 @@ class RollbackWorkflow:
     @workflow.run
     async def run(self, raw: Any) -> RollbackResult:
         inp = parse_input(RollbackInput, raw, "rollback input")
+        # a manual rollback's starter is verified first (a deployment's child: its parent was)
+        subject = f"{inp.service}/{inp.environment}@{inp.to_version or 'last-known-good'}"
+        await identity_gate.admit_run(inp.token, "rollback", inp.environment, inp.service, subject)
         lane: LaneSession | None = None
         if not inp.lane_held and workflow.patched("release-lanes"):
             # a manual rollback changes the platform: it takes the lane like a deployment

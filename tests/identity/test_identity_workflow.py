@@ -47,7 +47,13 @@ from workflows import identity_gate
 from workflows.client import data_converter, deployment_result
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
-from workflows.models import ApproveInput, ControlInput, DeployInput, DeployStatus
+from workflows.models import (
+    ApproveInput,
+    ControlInput,
+    DeployInput,
+    DeployStatus,
+    RollbackInput,
+)
 from workflows.rollback import RollbackWorkflow
 from workflows.spec import DeploymentSpec, parse_spec
 
@@ -314,3 +320,30 @@ async def test_committed_history_with_verified_approvals_replays() -> None:
     await Replayer(
         workflows=[DeploymentWorkflow, RollbackWorkflow], data_converter=data_converter()
     ).replay_workflow(history)
+
+
+async def test_manual_rollback_checks_its_starter(stack: Stack) -> None:
+    s = stack
+    first = await start(s, "v1", s.issuer.token("alice", RM))
+    assert (await deployment_result(first)).outcome == "promoted"
+
+    async def rollback(token: str | None) -> WorkflowHandle:
+        return await s.env.client.start_workflow(
+            RollbackWorkflow.run,
+            RollbackInput(
+                service="shop", environment="production", token=token, set_search_attributes=False
+            ),
+            id=f"rollback-shop-{uuid.uuid4()}",
+            task_queue=s.tq,
+        )
+
+    ops = list(s.fake.ops)
+    denied = await rollback(s.issuer.token("carol", ["viewers"]))
+    with pytest.raises(WorkflowFailureError) as info:
+        await denied.result()
+    assert "lacks role deployer" in str(info.value.cause)
+    assert s.fake.ops == ops  # nothing touched
+    allowed = await rollback(s.issuer.token("alice", RM))
+    res = await allowed.result()
+    assert res.outcome in ("rolled_back", "nothing_to_do")
+    assert ("alice@example.com", "identity.rollback", "allowed") in [d[:3] for d in s.decisions()]

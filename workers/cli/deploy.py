@@ -277,6 +277,7 @@ async def start_manual_rollback(
             reason="manual rollback",
             actor=actor,
             concurrency=concurrency,  # type: ignore[arg-type]  # checked by the command
+            token=token(),
         ),
         id=f"rollback-{service}-{env}-to-{target}-{uuid.uuid4().hex[:6]}",
         task_queue=settings.task_queue,
