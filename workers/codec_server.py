@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,9 +130,15 @@ def build_app(codec: PayloadCodec, token: str | Authorizer, origins: list[str]) 
 
 
 async def serve(
-    codec: PayloadCodec, token: str | Authorizer, origins: list[str], host: str, port: int
+    codec: PayloadCodec,
+    token: str | Authorizer,
+    origins: list[str],
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> web.AppRunner:
+    """Start serving (HTTPS with ``ssl_context``: :func:`workers.tls.server_context`)."""
     runner = web.AppRunner(build_app(codec, token, origins))
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner

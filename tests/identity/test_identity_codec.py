@@ -6,7 +6,12 @@ after the issuer rotated its key verifies (the server re-fetches the JWKS once).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
+import ssl
+import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,6 +25,7 @@ from tests.identity.issuer import Issuer
 from tests.servers import free_port
 from workers.codec import EncryptionCodec, Keyring
 from workers.codec_server import oidc_authorizer, serve
+from workers.tls import server_context
 
 POLICY = """
 version: 1
@@ -71,5 +77,74 @@ async def test_codec_server_takes_oidc_tokens(issuer: Issuer, tmp_path: Path) ->
         assert out.payloads[0].data == b'"hi"'
         await asyncio.to_thread(issuer.rotate)
         assert (await post(issuer.token("vera", ["viewers"]))).status_code == 200
+    finally:
+        await runner.cleanup()
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = tmp_path / "tls.crt", tmp_path / "tls.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return crt, pem
+
+
+async def test_codec_server_tls_is_1_2_or_better(tmp_path: Path) -> None:
+
+    crt, key = self_signed(tmp_path)
+    codec = EncryptionCodec(Keyring.generate("k1"))
+    port = free_port()
+    runner = await serve(codec, "t" * 32, [], "127.0.0.1", port, server_context(crt, key))
+    try:
+        client = ssl.create_default_context(cafile=str(crt))
+        async with httpx.AsyncClient(verify=client, timeout=10) as c:
+            r = await c.post(f"https://127.0.0.1:{port}/decode", content="{}")
+        assert r.status_code == 401  # TLS works; the token is still required
+
+        def version(maximum: ssl.TLSVersion | None) -> str | None:
+            ctx = ssl.create_default_context(cafile=str(crt))
+            if maximum is not None:
+                ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+                ctx.maximum_version = maximum
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s,
+            ):
+                return s.version()
+
+        assert await asyncio.to_thread(version, None) == "TLSv1.3"  # preferred
+        assert await asyncio.to_thread(version, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+        with warnings.catch_warnings():  # asking for TLS 1.1 is deprecated: that is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            old = ssl.TLSVersion.TLSv1_1
+        with pytest.raises(ssl.SSLError):
+            await asyncio.to_thread(version, old)
     finally:
         await runner.cleanup()

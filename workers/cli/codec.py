@@ -88,6 +88,8 @@ def codec_server(
         None, "--keyring", help="default: CODE_CODEC_KEYRING / Vault"
     ),
     origin: list[str] = typer.Option([], "--origin", help="Web UI origin(s) allowed (CORS)"),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="serve HTTPS (TLS 1.2+)"),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="the certificate's key"),
 ) -> None:
     """Serve the Temporal codec-server protocol (/encode, /decode) behind a shared token
     or, with identity configured, OIDC tokens giving the viewer role."""
@@ -95,6 +97,7 @@ def codec_server(
     from activities.settings import Settings
     from workers.codec import EncryptionCodec, keyring_from_settings
     from workers.codec_server import Authorizer, oidc_authorizer, read_token, serve
+    from workers.tls import server_context
 
     settings = Settings()
     try:
@@ -124,8 +127,10 @@ def codec_server(
     origins = origin or [settings.codec_server_origin]
 
     async def main() -> None:
-        runner = await serve(EncryptionCodec(ring), token, origins, host, port)
-        typer.echo(f"codec server on http://{host}:{port} (origins: {', '.join(origins)})")
+        tls = server_context(tls_cert, tls_key or tls_cert) if tls_cert else None
+        runner = await serve(EncryptionCodec(ring), token, origins, host, port, tls)
+        scheme = "https" if tls else "http"
+        typer.echo(f"codec server on {scheme}://{host}:{port} (origins: {', '.join(origins)})")
         try:
             await asyncio.Event().wait()
         finally:
