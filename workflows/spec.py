@@ -255,10 +255,30 @@ class Step(_Model):
         return "analysis"
 
 
+class BackgroundAnalysis(AnalysisSpec):
+    """Strategy-level analysis (Argo's background ``analysis:``): from step
+    ``start_at_step`` until the steps end it runs alongside them, in passes of ``count``
+    intervals, and the moment one fails the run stops and compensates."""
+
+    start_at_step: int = Field(0, ge=0, description="index of the step it starts with")
+
+
 class CanaryStrategy(_Model):
     steps: list[Step] = Field(
         min_length=1, max_length=100, description="at most 100: a run's history stays bounded"
     )
+    analysis: BackgroundAnalysis | None = Field(
+        None, description="background analysis from a step to promotion (off by default)"
+    )
+
+    @model_validator(mode="after")
+    def _background_start(self) -> CanaryStrategy:
+        if self.analysis is not None and self.analysis.start_at_step >= len(self.steps):
+            raise ValueError(
+                f"analysis.start_at_step {self.analysis.start_at_step} is past the last step "
+                f"(index {len(self.steps) - 1})"
+            )
+        return self
 
 
 class BlueGreenStrategy(_Model):

@@ -24,7 +24,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.analysis import AnalysisRun
-    from workflows.deployment import hooks
+    from workflows.deployment import background, hooks
     from workflows.deployment.gates import pause_step
     from workflows.deployment.host import DeploymentHost, required
     from workflows.models import StepKind
@@ -39,11 +39,23 @@ def step_kind(step: Step) -> StepKind:
 
 
 async def canary(host: DeploymentHost, spec: DeploymentSpec, stable: str) -> None:
+    c = required(spec.strategy.canary, "strategy.canary")
+    if c.analysis is not None:  # steps and background analysis side by side
+        await background.alongside(host, spec, stable, c.analysis, _canary_steps)
+    else:
+        await _canary_steps(host, spec, stable, None)
+
+
+async def _canary_steps(
+    host: DeploymentHost, spec: DeploymentSpec, stable: str, at: background.Progress | None
+) -> None:
     steps = required(spec.strategy.canary, "strategy.canary").steps
     weight = 0
     await host.traffic({stable: 100, spec.version: 0}, "canary-init")
     for i, step in enumerate(steps):
         await host.hold_if_paused()
+        if at is not None:
+            at.step = i  # the background analysis starts at its step
         if step.set_weight is not None and step.set_weight > weight:
             await hooks.run_point(host, "confirm_traffic_increase", i, step.set_weight)
         rec = host.begin_step(i, step_kind(step), step.describe())
