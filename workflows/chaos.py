@@ -71,7 +71,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from code_foundation.names import CA, SA_ENVIRONMENT, SA_KIND, SA_SERVICE, W
     from workflows.chaos_rollbacks import Shield, cause, failure_message, rollback_all, store_report
-    from workflows.chaos_window import BATCHES_PATCH, FaultWindow
+    from workflows.chaos_window import BATCHES_PATCH, PLATFORM_RETRY, FaultWindow
     from workflows.inputs import parse_input
 
 
@@ -288,9 +288,7 @@ class ChaosExperimentWorkflow:
                         DiscoverInput(selector=sel),
                         result_type=DiscoverResult,
                         start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=RetryPolicy(
-                            maximum_attempts=3, non_retryable_error_types=list(NON_RETRYABLE)
-                        ),
+                        retry_policy=PLATFORM_RETRY,
                     )
                     cache[ck] = res.candidates
                 cands = cache[ck]
@@ -365,9 +363,7 @@ class ChaosExperimentWorkflow:
                 result_type=InjectResult,
                 start_to_close_timeout=timedelta(seconds=120),
                 heartbeat_timeout=timedelta(seconds=15),
-                retry_policy=RetryPolicy(
-                    maximum_attempts=3, non_retryable_error_types=list(NON_RETRYABLE)
-                ),
+                retry_policy=PLATFORM_RETRY,
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as err:

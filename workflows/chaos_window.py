@@ -42,10 +42,19 @@ with workflow.unsafe.imports_passed_through():
         ProbeRecord,
     )
     from chaos.model import Experiment
+    from code_foundation.error_types import NON_RETRYABLE
     from code_foundation.names import CA
     from workflows.chaos_rollbacks import cause
 
 BATCHES_PATCH = "chaos-probe-batches"
+# a chaos run's discovery and injection ride out a restart of the agent (about 45 s of
+# retries, as a deployment's platform calls do) instead of failing the experiment
+PLATFORM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=8,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
 MAX_WINDOW_RECORDS = 1000
 MAX_DEVIATION_EVENTS = 50
 
