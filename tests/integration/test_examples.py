@@ -17,7 +17,8 @@ example is run without touching this test:
   dry-runs, then runs to its end with every fault reverted, no rollback failure and
   demo healthy afterwards; ``kill-stable-instance.yaml`` holds its steady state;
 * ``soak/``: every plan runs shortened to 18 s (three 6 s slices, the first the
-  baseline), one after the other, and passes with a stored report;
+  baseline; p99 drift ignores shifts under 50 ms), one after the other, and passes with
+  a stored report;
 * a folder this test does not know is skipped, saying so."""
 
 from __future__ import annotations
@@ -235,7 +236,9 @@ async def _run(stack: LiveStack, exp: Experiment) -> Any:
 
 # ------------------------------------------------------------------ soak plans
 def shortened(plan: Any, seconds: float = 18.0) -> Any:
-    """The plan as a ``seconds`` run of three slices (the first one the baseline)."""
+    """The plan as a ``seconds`` run of three slices (the first one the baseline); every
+    check stays, with warm-up and sampling scaled down and p99 drift ignoring shifts
+    under 50 ms (the noise of 300-request slices on a shared machine)."""
     from loadtest.soak_models import SoakPlan
 
     part = timedelta(seconds=seconds / 3)
@@ -243,6 +246,9 @@ def shortened(plan: Any, seconds: float = 18.0) -> Any:
     doc.update(
         name=f"{plan.name}-short", duration=timedelta(seconds=seconds), slice=part, baseline=part
     )
+    drift = doc["checks"].get("p99_drift")
+    if drift is not None:  # a 6 s slice's p99 moves by tens of ms on a busy machine
+        drift["min_delta_ms"] = max(drift["min_delta_ms"], 50.0)
     res = doc["checks"].get("resources")
     if res is not None:
         res.update(
