@@ -6,11 +6,16 @@ service/environment on its own 127.0.0.1 port. For each
 request it picks a version by smooth weighted round-robin (nginx algorithm:
 exact, deterministic splits) among versions with weight > 0 that have at least
 one healthy instance (falling back to every weighted version when none is
-healthy), then an instance by round-robin over all of that version's replicas
-(a dead replica keeps receiving traffic, as on a real platform, and answers
-502). It forwards method, path, query, headers and body over a shared
-keep-alive ``ClientSession``, adds ``X-Code-Version``, applies faults, and
-records every request in :class:`Samples` and the Prometheus metrics.
+healthy), then an instance by round-robin over that version's replicas. A replica
+that refuses the connection (dead, not yet listening) never saw the request, so the
+request is sent to the version's next replica, and the refusing one is skipped for
+``EJECT_S`` seconds (Envoy's retry on ``connect-failure`` plus passive outlier
+ejection, what a Kubernetes Service with Istio does): killing one of two replicas
+costs no request, killing every replica of a version answers 502. A failure after the
+request was sent (reset, timeout) is never retried (the request may not be
+idempotent): 502/504. It forwards method, path, query, headers and body over a shared
+keep-alive ``ClientSession``, adds ``X-Code-Version``, applies faults, and records
+every request in :class:`Samples` and the Prometheus metrics.
 Errors = status >= 500 or an upstream failure (502/504)."""
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ HOP_BY_HOP = {
     "content-length",
 }
 VERSION_HEADER = "X-Code-Version"
+EJECT_S = 5.0  # how long a replica that refused a connection is passed over
 
 
 class Samples:
@@ -121,6 +127,7 @@ class Router:
         self.faults = FaultSet()
         self._wrr = SmoothWRR()
         self._rr: dict[str, int] = {}
+        self._ejected: dict[str, float] = {}  # replica url -> monotonic time it is back
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -142,7 +149,8 @@ class Router:
             await self._runner.cleanup()
             self._runner = None
 
-    def _choose(self) -> tuple[str | None, Any]:
+    def _choose(self) -> tuple[str | None, list[Any]]:
+        """The version for this request and its replicas, in the order to try them."""
         targets = self._targets()
         weights = {v: w for v, (w, insts) in targets.items() if w > 0 and insts}
         eligible = {
@@ -150,11 +158,14 @@ class Router:
         } or weights
         version = self._wrr.pick(eligible)
         if version is None:
-            return None, None
+            return None, []
         insts = targets[version][1]
         n = self._rr.get(version, 0)
         self._rr[version] = n + 1
-        return version, insts[n % len(insts)]
+        order = [insts[(n + k) % len(insts)] for k in range(len(insts))]
+        now = time.monotonic()
+        # replicas that refused a connection lately go last (still tried: they may be back)
+        return version, sorted(order, key=lambda i: self._ejected.get(i.url, 0.0) > now)
 
     def _record(self, version: str, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
@@ -164,7 +175,7 @@ class Router:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         body = await request.read()
-        version, inst = self._choose()
+        version, insts = self._choose()
         if version is None:
             self._metrics.observe(self.service, self.environment, "none", 503, 0.0)
             return web.json_response(
@@ -189,30 +200,39 @@ class Router:
         headers = CIMultiDict(
             (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
         )
-        url = URL(inst.url + request.raw_path, encoded=True)  # forward the path exactly as sent
-        try:
-            async with self._session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout,
-            ) as resp:
-                payload = await resp.read()
-                out_headers = CIMultiDict(
-                    (k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP
-                )
-                out_headers[VERSION_HEADER] = version
-                self._record(version, resp.status, started)
-                return web.Response(status=resp.status, body=payload, headers=out_headers)
-        except TimeoutError:
-            status, detail = 504, "upstream timed out"
-        except (aiohttp.ClientError, OSError) as exc:
-            status, detail = 502, f"upstream failed: {type(exc).__name__}"
+        status, detail, index = 502, "no replica", None
+        for inst in insts:
+            index = inst.index
+            url = URL(inst.url + request.raw_path, encoded=True)  # the path exactly as sent
+            try:
+                async with self._session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=body or None,
+                    allow_redirects=False,
+                    timeout=self._timeout,
+                ) as resp:
+                    payload = await resp.read()
+                    out_headers = CIMultiDict(
+                        (k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP
+                    )
+                    out_headers[VERSION_HEADER] = version
+                    self._record(version, resp.status, started)
+                    self._ejected.pop(inst.url, None)
+                    return web.Response(status=resp.status, body=payload, headers=out_headers)
+            except aiohttp.ClientConnectorError as exc:  # never reached it: try the next one
+                self._ejected[inst.url] = time.monotonic() + EJECT_S
+                status, detail = 502, f"upstream failed: {type(exc).__name__}"
+                continue
+            except TimeoutError:
+                status, detail = 504, "upstream timed out"
+            except (aiohttp.ClientError, OSError) as exc:
+                status, detail = 502, f"upstream failed: {type(exc).__name__}"
+            break
         self._record(version, status, started)
         return web.json_response(
-            {"error": "upstream", "detail": detail, "version": version, "instance": inst.index},
+            {"error": "upstream", "detail": detail, "version": version, "instance": index},
             status=status,
             headers={VERSION_HEADER: version},
         )

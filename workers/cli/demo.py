@@ -366,7 +366,7 @@ def _summary(
         out.print(
             f"client traffic: {traffic.sent} requests, {traffic.failed} failed; served by {seen}. "
             f"During the chaos run: {chaos_traffic[0]} requests, {chaos_traffic[1]} failed "
-            "(the killed replica's share answers 502 until it is restored)"
+            "(the router sends the killed replica's share to the live one)"
         )
     out.print(f'Web UI: {settings.temporal_ui_url}  (filter: CodeService="demo")')
     out.print("The stack keeps running for the Web UI; stop it with `codectl down`.")
