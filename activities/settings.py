@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     codec_server_origin: str = "http://127.0.0.1:8233"
     # notification sinks specs refer to by name (JSON list in CODE_NOTIFY_SINKS; docs/hooks.md)
     notify_sinks: list[Sink] = Field(default_factory=list)
+    # folder of analysis templates specs refer to by name (docs/hooks.md)
+    analysis_templates_dir: Path | None = None
     # identity (OIDC): enforcement is on in every workflow when issuer, audience and policy are set
     identity_issuer: str | None = None  # e.g. http://127.0.0.1:8290 (the dev issuer)
     identity_audience: str | None = None  # the client id tokens are issued to, e.g. codectl

@@ -126,8 +126,9 @@ def mask_url(url: str) -> str:
 def load_spec_file(path: Path) -> DeploymentSpec:
     """Read, parse and locally validate a spec; relative workdirs resolve against the file."""
     from activities.deploy import validate_spec
+    from workers.cli.templates import resolve_spec_text
 
-    spec = parse_spec(read_text(path), str(path))
+    spec = parse_spec(resolve_spec_text(read_text(path), str(path)), str(path))
     if spec.artifact.command is not None:
         workdir = Path(spec.artifact.workdir or ".")
         if not workdir.is_absolute():
