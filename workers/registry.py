@@ -35,9 +35,9 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
     from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
     from activities.hooks import hook_activities
-    from activities.notify import notify_activities
     from activities.identity import identity_activities
     from activities.lane import lane_activities
+    from activities.notify import notify_activities
     from activities.readiness import readiness_activities
     from activities.slo import slo_activities
     from activities.soak import soak_activities

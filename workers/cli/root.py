@@ -13,8 +13,8 @@ from workers.cli.certify import certify
 from workers.cli.chaos import chaos_app
 from workers.cli.codec import codec_app, codec_server
 from workers.cli.config import config_app
-from workers.cli.notify import notify_app
 from workers.cli.login import login, logout, whoami
+from workers.cli.notify import notify_app
 from workers.cli.policy import policy_app
 from workers.cli.slo import slo_app
 from workers.cli.soak import soak_app
