@@ -295,10 +295,13 @@ class ReleaseWorkflow:
         failures: list[str] = []
 
         async def one(c: TargetCell) -> None:
-            await workflow.wait_condition(lambda: running[0] < limit or self._stopping())
-            if self._stopping():
-                c.phase, c.reason = "skipped", "the wave was stopped"
-                return
+            while True:  # take a slot: the check and the take run without an await between
+                await workflow.wait_condition(lambda: running[0] < limit or self._stopping())
+                if self._stopping():
+                    c.phase, c.reason = "skipped", "the wave was stopped"
+                    return
+                if running[0] < limit:
+                    break
             running[0] += 1
             try:
                 await self._deploy(p, stage, c)

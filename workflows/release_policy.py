@@ -57,7 +57,7 @@ async def apply_failure_policy(
         if host.abort_request is None:
             st.outcome, st.phase, st.reason = "halted", "done", f"halted: {reason}"
             return
-        who = host.abort_request.identity
+        who, aborted = host.abort_request.identity, True
         await host.audit(who, "release.abort", {"reason": host.abort_request.reason[:500]})
         policy = "rollback_all"
     changed = [c for c in st.cells if c.phase == "promoted"]

@@ -261,3 +261,85 @@ async def test_approval_timeouts_are_per_stage(ts_env: WorkflowEnvironment) -> N
     assert timedelta(hours=3) <= ended - began < timedelta(hours=4)
     assert phases(res) == {"staging/local": "restored", "prod/local": "pending"}
     assert ("alice", "release.approve") in [(a.actor, a.action) for a in fake.audits]
+
+
+TWO_WAVES = """
+  - name: prod
+    targets:
+      - {environment: prod, cluster: eu-canary}
+      - {environment: prod, cluster: eu-1}
+      - {environment: prod, cluster: us-1}
+    waves:
+      - targets: [eu-canary]
+      - targets: [eu-1, us-1]
+        max_parallel: 1
+"""
+
+
+def seeded(bad: set[str] | None = None) -> MultiFake:
+    fake = MultiFake(bad_versions=bad or set())
+    for cl in ("eu-canary", "eu-1", "us-1"):
+        fake.seed("prod", cl, "v1")
+    return fake
+
+
+async def test_rollback_wave_restores_only_the_failed_wave(ts_env: WorkflowEnvironment) -> None:
+    fake = seeded({"v5"})
+    # eu-canary (wave 1) promotes with a plain rolling deploy; wave 2 is judged and fails
+    stages = TWO_WAVES.replace(
+        "{environment: prod, cluster: eu-canary}",
+        "{environment: prod, cluster: eu-canary, strategy: {type: rolling}}",
+    )
+    w, tq = worker(ts_env, fake)
+    async with w:
+        res = await (await start(ts_env, pipeline(stages, "rollback_wave"), "v5", tq)).result()
+    assert res.outcome == "failed", res.reason  # nothing of the failed wave was left changed
+    got = phases(res)
+    assert got["prod/eu-canary"] == "promoted"  # an earlier wave: kept
+    assert got["prod/eu-1"] == "rolled_back" and got["prod/us-1"] == "skipped"  # max_parallel 1
+    assert fake.clusters["prod/eu-canary"].weights == {"v5": 100}
+    assert fake.clusters["prod/us-1"].journal == []
+
+
+async def test_halt_waits_for_a_decision_then_abort_rolls_back(ts_env: WorkflowEnvironment) -> None:
+    fake = seeded({"v6"})
+    stages = TWO_WAVES.replace(
+        "{environment: prod, cluster: eu-canary}",
+        "{environment: prod, cluster: eu-canary, strategy: {type: rolling}}",
+    )
+    w, tq = worker(ts_env, fake)
+    async with w:
+        h = await start(ts_env, pipeline(stages, "halt"), "v6", tq)
+        try:
+            await ts_env.sleep(timedelta(hours=1))  # wave 2's analysis window passes
+            st = await status_when(h, lambda s: s.phase == "halted", "halted")
+            assert {c.target: c.phase for c in st.cells}["eu-canary"] == "promoted"
+            assert fake.clusters["prod/eu-canary"].weights == {"v6": 100}  # left as it is
+        finally:  # the decision: never leave a halted release running
+            await h.signal(ReleaseWorkflow.abort, ControlInput(identity="dave", reason="undo"))
+        res: ReleaseResult = await h.result()
+    assert res.outcome == "aborted", res.reason
+    assert phases(res)["prod/eu-canary"] == "restored"
+    assert fake.clusters["prod/eu-canary"].weights == {"v1": 100}
+    assert ("dave", "release.rollback") in [(a.actor, a.action) for a in fake.audits]
+
+
+async def test_pause_holds_at_the_wave_boundary_until_resumed(ts_env: WorkflowEnvironment) -> None:
+    fake = seeded()
+    stages = TWO_WAVES
+    w, tq = worker(ts_env, fake)
+    async with w:
+        h = await start(ts_env, pipeline(stages, deployment=""), "v7", tq)
+        await h.signal(ReleaseWorkflow.pause, ControlInput(identity="erin"))
+        try:
+            await ts_env.sleep(timedelta(hours=2))  # paused: nothing starts, however long
+            # it holds at the first boundary it reaches (before wave 1 or wave 2)
+            st = await status_when(h, lambda s: s.paused, "paused at a wave boundary")
+            assert (st.gate or "").startswith("paused before prod wave"), st.gate
+            later = [c for c in st.cells if st.wave is None or c.wave > st.wave]
+            assert later and all(c.phase == "pending" for c in later), st.cells
+            assert all(fake.clusters[f"prod/{c.target}"].journal == [] for c in later)
+        finally:  # never leave it paused
+            await h.signal(ReleaseWorkflow.resume, ControlInput(identity="erin"))
+        res: ReleaseResult = await h.result()
+    assert res.outcome == "promoted", res.reason
