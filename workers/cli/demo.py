@@ -10,7 +10,10 @@ what it sees:
    instance under that traffic; the steady state holds and the rollback restores the
    instance (``ChaosExperimentWorkflow``);
 3. soak: ``deploy/examples/soak/demo-45s.yaml``, 45 s of open-model load with its
-   verdict and report (``SoakTestWorkflow``).
+   verdict and report (``SoakTestWorkflow``);
+4. readiness: the certificate of demo/dev from what the tour just did
+   (``ReadinessWorkflow``; its verdict is shown, not required: the rolled-back canary
+   counts against Delivery), written to ``<state>/certificates/demo-dev/``.
 
 Ends with a summary table (kind, outcome, seconds), the Web UI link of every run and
 the commands that fetch the reports. Exit 0 when every step ended as the tour expects
@@ -309,11 +312,34 @@ async def soak(client: Any, settings: Settings, out: Console) -> Run:
     )
 
 
+async def certify(client: Any, settings: Settings, out: Console) -> Run:
+    """The readiness certificate of demo/dev from what the tour just did (its verdict is
+    information: a tour with a rolled-back canary is not expected to pass Delivery)."""
+    from workers.cli.certify import certify_and_print
+
+    out.rule("[bold]readiness[/bold] the certificate of demo/dev, from the evidence just made")
+    started = time.monotonic()
+    where = settings.state_dir / "certificates" / "demo-dev"
+    res = await certify_and_print(client, "demo", "dev", settings=settings, window="1d", out=where)
+    out.print(f"certificate files: {where}/certificate.{{json,md,html}}", highlight=False)
+    cert = res.certificate
+    return Run(
+        "certify",
+        "demo/dev readiness",
+        res.workflow_id,
+        str(cert.verdict),
+        True,
+        time.monotonic() - started,
+        ui_link(settings, res.workflow_id),
+        f"codectl certify demo --env dev --window 1d --out {where}",
+    )
+
+
 async def run_demo(settings: Settings, console: Console) -> int:
     from workers.devstack import ensure
 
     t0 = time.monotonic()
-    console.rule("[bold]CODE demo: deployments, a rollback, chaos and a soak")
+    console.rule("[bold]CODE demo: deployments, a rollback, chaos, a soak and a certificate")
     stack = await asyncio.to_thread(ensure, settings, True)
     for c in stack.components:
         console.print(f"  {c.name:9} {c.state:8} {c.url}")
@@ -333,6 +359,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
             state["traffic"].stop()
             await state["task"]
     runs.append(await soak(client, settings, console))
+    runs.append(await certify(client, settings, console))
     _summary(console, settings, runs, state.get("traffic"), chaos_traffic, time.monotonic() - t0)
     return 0 if all(r.ok for r in runs) else 1
 
