@@ -65,6 +65,7 @@ class ChaosRunInput(_M):
         default_factory=dict, description="engine-wide protected services/environments"
     )
     set_search_attributes: bool = True
+    token: str | None = Field(None, repr=False, description="the starter's OIDC token (JWT)")
 
 
 class AbortRequest(_M):

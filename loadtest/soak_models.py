@@ -292,6 +292,7 @@ class SoakInput(_M):
     plan: SoakPlan
     carry: SoakCarry | None = None
     actor: str = "unknown"
+    token: str | None = Field(None, repr=False, description="the starter's OIDC token (JWT)")
 
 
 Verdict = Literal["pass", "fail", "aborted"]

@@ -42,6 +42,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.identity_gate as identity_gate  # the real module: its enforce flag
     from chaos import abort as conditions
     from chaos.blast import Target, combine_protected, protection_problems, select_targets
     from chaos.catalogue import CATALOGUE
@@ -212,6 +213,7 @@ class ChaosExperimentWorkflow:
                     SA_ENVIRONMENT.value_set(first.environment),
                 ]
             workflow.upsert_search_attributes(updates)
+        await identity_gate.admit_chaos(inp.token, exp)  # a refused starter: nothing runs
         self._event("start", f"experiment {exp.title!r} started by {inp.actor} (seed {seed})")
         cancelled = False
         try:

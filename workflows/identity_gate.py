@@ -227,6 +227,32 @@ async def admit_run(
     return guard
 
 
+async def admit_chaos(token: str | None, experiment: Any) -> None:
+    """A chaos run's first step: its starter needs ``chaos-operator`` on every
+    service/environment the experiment's actions target (checked and audited one by one;
+    the first denial fails the run before anything is discovered or injected)."""
+    targets = sorted({(a.target.service, a.target.environment) for a in experiment.actions()})
+    guard = IdentityGuard()
+    for n, (service, environment) in enumerate(targets or [("*", "*")]):
+        subject = f"chaos {experiment.title!r} on {service}/{environment}"
+        if n == 0:
+            if await guard.admit(token, "chaos", environment, service, subject) is None:
+                return  # identity off (or a child run): nothing more to check
+            continue
+        got = await guard.check(token, "chaos", environment, service, subject)
+        if got.principal is None or not got.decision.allowed:
+            raise denied(got)
+
+
+async def admit_soak(token: str | None, plan: Any) -> None:
+    """A soak's first step (not its continued runs): ``soak-operator`` on the target's
+    service/environment; a URL target needs the role unscoped (``*``)."""
+    t = plan.target
+    service, environment = (t.service, t.environment) if t.service else ("*", "*")
+    subject = f"soak {plan.name!r} on {t.describe()}"
+    await admit_run(token, "soak", environment, service, subject)
+
+
 # ---------------------------------------------------------------- deployments
 def subject_of(spec: DeploymentSpec) -> str:
     return f"{spec.service}/{spec.environment}@{spec.version}"

@@ -31,6 +31,7 @@ from code_foundation.error_types import NON_RETRYABLE
 from code_foundation.names import SoakA, W
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.identity_gate as identity_gate  # the real module: its enforce flag
     from loadtest import checks
     from loadtest.soak_models import (
         CheckReport,
@@ -87,7 +88,8 @@ class SoakTestWorkflow:
         info = workflow.info()
         wid = info.workflow_id
         carry = inp.carry
-        if carry is None:
+        if carry is None:  # the first run (a continued one was admitted when it began)
+            await identity_gate.admit_soak(inp.token, plan)
             carry = SoakCarry(started_at=workflow.now().timestamp())
         self._carry = carry
         self._plan_seconds = plan.duration.total_seconds()

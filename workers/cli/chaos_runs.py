@@ -29,6 +29,7 @@ from chaos.messages import ChaosRunInput
 from chaos.model import Experiment, load_experiment
 from code_foundation.errors import CodeError, ServerUnavailable
 from code_foundation.loader import read_text
+from workers.cli.common import token
 
 
 def _slug(text: str) -> str:
@@ -112,6 +113,7 @@ def run_input(
         seed=seed,
         protected=protected_for(exp),
         set_search_attributes=search_attributes,
+        token=token(),  # the caller's (codectl login / $CODE_TOKEN), verified by the run
     )
 
 

@@ -19,7 +19,7 @@ import typer
 
 from activities.settings import Settings
 from code_foundation.loader import read_text
-from workers.cli.common import client_for, console, run_async, ui_link
+from workers.cli.common import client_for, console, run_async, token, ui_link
 from workers.cli.output import OUTPUT_HELP, check_output, emit
 
 soak_app = typer.Typer(
@@ -46,7 +46,7 @@ async def start_soak(
     await check_target(plan.target, settings)
     return await client.start_workflow(
         SoakTestWorkflow.run,
-        SoakInput(plan=plan, actor=actor),
+        SoakInput(plan=plan, actor=actor, token=token()),
         id=workflow_id or plan.workflow_id(),
         task_queue=settings.task_queue,
     )
