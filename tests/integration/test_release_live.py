@@ -23,6 +23,7 @@ from workers.clusters import ensure_clusters
 from workflows.client import connect
 from workflows.pipeline_spec import PipelineSpec, load_pipeline
 from workflows.release_models import ReleaseInput, ReleaseResult, release_id
+from workflows.release_models import ReleaseStatus as ReleaseStatusModel
 
 pytestmark = pytest.mark.integration
 CLUSTERS = ["eu-canary", "eu-1", "us-1"]
@@ -130,3 +131,49 @@ async def test_good_then_bad_version_across_real_clusters(live_stack: LiveStack)
         return True
 
     await wait_until_async(restored, 30, "dev and eu-canary back on g1")
+
+
+async def test_worker_killed_mid_wave_the_release_finishes(live_stack: LiveStack) -> None:
+    """SIGKILL the worker while wave 2 runs: a new worker finishes the release correctly,
+    every cluster on the new version, nothing applied twice."""
+    agents = ensure_clusters(live_stack.stack, CLUSTERS)
+    svc = f"kw{uuid.uuid4().hex[:6]}"
+    assert (await run_release(live_stack, demo_pipeline(svc, "0"), "k1")).outcome == "promoted"
+    doc = demo_pipeline(svc, "0").model_dump(mode="json", exclude_none=True)
+    pause = {
+        "type": "canary",
+        "canary": {"steps": [{"set_weight": 50}, {"pause": {"duration": "15s"}}]},
+    }
+    for stage in doc["stages"]:
+        for t in stage["targets"]:
+            if t["cluster"] in ("eu-1", "us-1"):
+                t["strategy"] = pause
+    p = PipelineSpec.model_validate(doc)
+    client = await connect(live_stack.settings.temporal_address)
+    h = await client.start_workflow(
+        "ReleaseWorkflow",
+        ReleaseInput(pipeline=p, version="k2", actor="it"),
+        id=release_id(svc, "k2"),
+        task_queue=live_stack.settings.task_queue,
+        result_type=ReleaseResult,
+    )
+
+    async def wave_two() -> bool:
+        st = await h.query("status", result_type=ReleaseStatusModel)
+        return sum(1 for c in st.cells if c.wave == 1 and c.phase == "running") == 2
+
+    await wait_until_async(wave_two, 120, "wave 2 running")
+    await asyncio.to_thread(live_stack.kill_worker)
+    await asyncio.to_thread(live_stack.start_worker)
+    res: ReleaseResult = await asyncio.wait_for(h.result(), 300)
+    assert res.outcome == "promoted", res.reason
+    for name, url in agents.items():
+        st = await agent_get(url, f"/v1/services/{svc}/prod")
+        assert st["weights"] == {"k2": 100}, (name, st)
+        ops = await agent_get(url, "/v1/ops")
+        applies = [
+            o
+            for o in ops
+            if "k2" in json.dumps(o) and "apply" in json.dumps(o) and o.get("changed")
+        ]
+        assert len({json.dumps(o.get("idempotency_key")) for o in applies}) <= 1, (name, applies)
