@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -136,7 +136,7 @@ def render(st: ReleaseStatus) -> Group:
         )
     where = f"stage {st.stage}" + (f", wave {st.wave + 1}" if st.wave is not None else "")
     head = f"{st.outcome} · {st.phase}" + (f" · {where}" if st.stage else "")
-    lines = [Text(head), table]
+    lines: list[RenderableType] = [Text(head), table]
     if st.gate:
         lines.append(Text(f"gate: {st.gate}", style="cyan"))
     if st.reason:
