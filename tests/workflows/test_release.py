@@ -98,6 +98,17 @@ async def status_when(
     return await wait_until_async(probe, 20, what)
 
 
+def gate_to_failure(st: ReleaseStatus, gate: str) -> timedelta:
+    """Workflow time from the start of ``gate`` to the failure (the release's events)."""
+    began = next(e.at for e in st.events if e.what.startswith(gate + ":"))
+    failed = next(
+        e.at
+        for e in st.events
+        if e.at >= began and "passed" not in e.what and e.what.split(":")[0] != gate
+    )
+    return failed - began
+
+
 def phases(res: ReleaseResult) -> dict[str, str]:
     return {f"{c.stage}/{c.target}": c.phase for c in res.cells}
 
@@ -225,14 +236,15 @@ async def test_six_hour_bake_with_a_breach_at_four_hours_fails_the_stage(
 """
     w, tq = worker(ts_env, fake)
     async with w:
-        began = await ts_env.get_current_time()
-        res: ReleaseResult = await (
-            await start(ts_env, pipeline(stages, deployment=""), "v2", tq)
-        ).result()
-        ended = await ts_env.get_current_time()
+        h = await start(ts_env, pipeline(stages, deployment=""), "v2", tq)
+        res: ReleaseResult = await h.result()
+        st: ReleaseStatus = await h.query(ReleaseWorkflow.status)
     assert res.outcome == "rolled_back", res.reason
     assert "breached" in res.reason and "4:00:00" in res.reason, res.reason
-    assert timedelta(hours=4) <= ended - began < timedelta(hours=6)
+    # in workflow time: the bake began, and failed 4 h later (of its 6 h)
+    assert abs(gate_to_failure(st, "gate prod.after[0]") - timedelta(hours=4)) < timedelta(
+        minutes=1
+    )
     assert phases(res) == {"prod/local": "restored", "later/local": "pending"}
     assert fake.clusters["prod/local"].weights == {"v1": 100}
     assert "later/local" not in fake.clusters
@@ -254,11 +266,12 @@ async def test_approval_timeouts_are_per_stage(ts_env: WorkflowEnvironment) -> N
         await status_when(h, lambda s: s.waiting_for_approval and s.stage == "staging", "gate 1")
         ok = await h.execute_update(ReleaseWorkflow.approve, ApproveInput(identity="alice"))
         assert ok.accepted
-        began = await ts_env.get_current_time()
         res: ReleaseResult = await h.result()  # nobody approves prod: 3 h later it fails
-        ended = await ts_env.get_current_time()
+        st: ReleaseStatus = await h.query(ReleaseWorkflow.status)
     assert res.outcome == "rolled_back" and "no approval within 3:00:00" in res.reason, res.reason
-    assert timedelta(hours=3) <= ended - began < timedelta(hours=4)
+    assert abs(gate_to_failure(st, "gate prod.gates[0]") - timedelta(hours=3)) < timedelta(
+        minutes=1
+    )
     assert phases(res) == {"staging/local": "restored", "prod/local": "pending"}
     assert ("alice", "release.approve") in [(a.actor, a.action) for a in fake.audits]
 
