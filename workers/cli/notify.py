@@ -67,7 +67,13 @@ def sinks() -> None:
     """List the sinks of the notify_sinks setting."""
     from activities.settings import Settings
 
-    for s in Settings().notify_sinks:
+    configured = Settings().notify_sinks
+    if not configured:
+        console.print(
+            "no notification sinks configured: set notify_sinks in the settings file "
+            "(CODE_CONFIG) or CODE_NOTIFY_SINKS, or give a spec `notifications:` (docs/hooks.md)"
+        )
+    for s in configured:
         events = ", ".join(s.events) or "every event"
         signed = " signed" if s.kind == "webhook" and s.secret else ""
         console.print(f"{s.name}: {s.kind}{signed} {s.url} ({events})", soft_wrap=True)
