@@ -2,7 +2,10 @@
 each workflow type on the time-skipping server with the in-memory fakes.
 
 Run after an intentional, versioned change to a workflow:
-``python scripts/record_histories.py``. Replay tests then pin the new shape."""
+``python scripts/record_histories.py``. Replay tests then pin the new shape.
+``--lanes`` writes ``<name>_lanes.json``; ``--red`` writes only the histories the
+``not-promoted-fails`` patch changed (a rolled-back canary ends FAILED) as
+``<name>_red.json``. Both beside the older ones, never over them."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from tests.workflows.fakes import FakePlatform  # noqa: E402
 from tests.workflows.test_deployment import spec  # noqa: E402
-from workflows.client import data_converter  # noqa: E402
+from workflows.client import data_converter, deployment_result  # noqa: E402
 from workflows.deployment import DeploymentWorkflow  # noqa: E402
 from workflows.lane import ReleaseLaneWorkflow  # noqa: E402
 from workflows.models import DeployInput, RollbackInput  # noqa: E402
@@ -70,19 +73,31 @@ async def main() -> None:
                 ),
             ),
         }
-        if "--lanes" in sys.argv:
+        if "--lanes" in sys.argv and "--red" not in sys.argv:
             # histories recorded since release lanes: written beside the older ones (which
             # keep pinning the pre-lane command order), never over them
             runs = {f"{name}_lanes": run for name, run in runs.items()}
+        keep = set(runs)
+        if "--red" in sys.argv:
+            # a deployment that is not promoted ends FAILED carrying its result; v1 and v2
+            # run first (not written) so that v3 is a canary against a stable version
+            bad = runs.pop("deployment_canary_rolled_back")
+            runs = {**dict(list(runs.items())[:2]), "deployment_canary_rolled_back_red": bad}
+            keep = {"deployment_canary_rolled_back_red"}
         for name, (wf, arg) in runs.items():
             handle = await env.client.start_workflow(
                 wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}", task_queue=tq
             )
-            await handle.result()
+            if wf == "DeploymentWorkflow":
+                print(" ", (await deployment_result(handle)).outcome)
+            else:
+                await handle.result()
+            if name not in keep:
+                continue
             history = await handle.fetch_history()
             (OUT / f"{name}.json").write_text(history.to_json())
             # the child rollback of the failed canary is its own history
-            if name.startswith("deployment_canary_rolled_back"):
+            if name.startswith("deployment_canary_rolled_back") and not name.endswith("_red"):
                 child = env.client.get_workflow_handle("rollback-shop-prod-from-v3")
                 suffix = name.removeprefix("deployment_canary_rolled_back")
                 (OUT / f"rollback_child{suffix}.json").write_text(

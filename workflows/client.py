@@ -148,3 +148,8 @@ async def deployment_result(handle: Any, **kwargs: Any) -> DeployResult:
             raise
         return result
     return raw if isinstance(raw, DeployResult) else DeployResult.model_validate(raw)
+
+
+async def execute_deployment(client: Client, *args: Any, **kwargs: Any) -> DeployResult:
+    """``client.execute_workflow`` for a deployment, returning :func:`deployment_result`."""
+    return await deployment_result(await client.start_workflow(*args, **kwargs))

@@ -2,9 +2,10 @@
 carries its structured result; these helpers build that failure and read it back.
 
 A deployment whose outcome is not ``promoted`` fails with an ``ApplicationError``
-of type ``DeploymentNotPromoted`` (``DeploymentFailed`` when nothing was applied)
+of type ``DeploymentNotPromoted`` (``DeploymentFailed`` when it failed with nothing applied)
 whose ``details[0]`` is the ``DeployResult`` as JSON, so the Web UI's status column
-and Failures filter show it, while callers still get the result:
+and Failures filter show it, while callers still get the result (a ``DeploymentFailed``
+run, which changed nothing, stays an error for them, as before):
 :func:`deploy_result_from_failure` walks ``WorkflowFailureError`` /
 ``ChildWorkflowError`` / ``ActivityError`` causes to that ``ApplicationError`` and
 rebuilds the model. :func:`result_from_failure` is the same for any pydantic result
@@ -25,16 +26,21 @@ M = TypeVar("M", bound=BaseModel)
 NOT_PROMOTED = DEPLOYMENT_NOT_PROMOTED
 """The failure type of a deployment that ran and did not promote."""
 
-RESULT_FAILURE_TYPES: tuple[str, ...] = (DEPLOYMENT_NOT_PROMOTED, DEPLOYMENT_FAILED)
-"""Failure types whose ``details[0]`` may carry a ``DeployResult``."""
+RESULT_FAILURE_TYPES: tuple[str, ...] = (DEPLOYMENT_NOT_PROMOTED,)
+"""Failure types read back as a result. ``DeploymentFailed`` (nothing was applied) carries
+its result too, for the Web UI, but stays an error for callers, as it always was."""
 
 _MAX_DEPTH = 16  # cause chains are short; a cycle must not loop forever
 
 
 def not_promoted_failure(
-    result: BaseModel, error_type: str = DEPLOYMENT_NOT_PROMOTED
+    result: BaseModel, error_type: str = DEPLOYMENT_NOT_PROMOTED, *, applied: bool = True
 ) -> ApplicationError:
-    """The non-retryable failure a run raises to end FAILED with ``result`` as its details."""
+    """The non-retryable failure a run raises to end FAILED with ``result`` as its details.
+    A ``failed`` outcome with nothing applied is typed ``DeploymentFailed``, as it was
+    before this patch (callers get an error, not a result)."""
+    if not applied and getattr(result, "outcome", None) == "failed":
+        error_type = DEPLOYMENT_FAILED
     reason = str(getattr(result, "reason", "") or getattr(result, "outcome", "not promoted"))
     return ApplicationError(
         reason, result.model_dump(mode="json"), type=error_type, non_retryable=True

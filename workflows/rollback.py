@@ -3,7 +3,9 @@
 Idempotent from any state: ensures the target version runs (re-applying it
 from its recorded spec when needed), sends it all traffic, retires every other
 version, and records the outcome in the ledger. Started as a child by
-``DeploymentWorkflow`` or directly (``codectl rollback``)."""
+``DeploymentWorkflow`` or directly (``codectl rollback``). ``rolled_back`` and
+``nothing_to_do`` complete; a rollback that cannot finish fails (``RollbackImpossible``,
+or the activity's error), so a failed rollback is always a FAILED run."""
 
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     import workflows.identity_gate as identity_gate  # the real module: its enforce flag
-    from code_foundation.error_types import LANE_BUSY, NON_RETRYABLE, ROLLBACK_IMPOSSIBLE
+    from code_foundation.error_types import (
+        LANE_BUSY,
+        NON_RETRYABLE,
+        ROLLBACK_FAILED,
+        ROLLBACK_IMPOSSIBLE,
+    )
     from code_foundation.names import SA_OUTCOME, A, W
     from workflows.inputs import parse_input
     from workflows.lane_models import lane_id, lane_target
@@ -38,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         SetTrafficInput,
         SetTrafficResult,
     )
+    from workflows.outcome import not_promoted_failure
     from workflows.spec import DeploymentSpec, Platform
 
 # rollbacks must always finish: retry for a long time, never give up on transient errors
@@ -218,6 +226,10 @@ class RollbackWorkflow:
     def _done(self, inp: RollbackInput, res: RollbackResult) -> RollbackResult:
         if inp.set_search_attributes:
             workflow.upsert_search_attributes([SA_OUTCOME.value_set(res.outcome)])
+        if res.outcome == "failed" and workflow.patched("not-promoted-fails"):
+            # never reached today (a rollback that cannot finish raises); a failed outcome
+            # would end FAILED carrying its result, like a deployment (workflows.outcome)
+            raise not_promoted_failure(res, ROLLBACK_FAILED)
         return res
 
     async def _retire(

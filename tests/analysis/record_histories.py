@@ -1,11 +1,14 @@
 """Record the committed judge-mode DeploymentWorkflow histories replayed by
 ``test_replay.py``: ``python -m tests.analysis.record_histories`` (time-skipping server,
-scripted ``analysis.run``). Re-record only for an intended, versioned change."""
+scripted ``analysis.run``). Re-record only for an intended, versioned change.
+``--red``: only the rolled-back case, as ``<name>_red.json`` beside the older one (since
+the ``not-promoted-fails`` patch it ends FAILED carrying its result)."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from tests.analysis.test_workflow_rules import spec, start
-from workflows.client import data_converter
+from workflows.client import data_converter, deployment_result
 from workflows.deployment import DeploymentWorkflow
 from workflows.models import ApproveInput
 
@@ -45,6 +48,8 @@ async def main() -> None:
             {"count": 2, "decision_timeout": "2h"},
         ),
     }
+    if "--red" in sys.argv:
+        cases = {"analysis_errors_rolled_back_red": cases["analysis_errors_rolled_back"]}
     async with env:
         for name, (script, analysis) in cases.items():
             h, _, w = await start(env, script, spec(f"v-{uuid.uuid4().hex[:4]}", **analysis))
@@ -58,7 +63,7 @@ async def main() -> None:
                     await h.execute_update(
                         DeploymentWorkflow.approve, ApproveInput(identity="carol")
                     )
-                res = await h.result()
+                res = await deployment_result(h)
                 (OUT / f"{name}.json").write_text((await h.fetch_history()).to_json())
                 print("recorded", name, res.outcome)
             finally:

@@ -34,7 +34,7 @@ from tests.integration.stack import EXAMPLES
 from tests.servers import free_port, require_server
 from tests.temporal_env import wait_for_worker_sync
 from workers.devstack import Stack, ensure, settings_env
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec, parse_spec
 
@@ -187,7 +187,7 @@ async def service(pstack: PromStack) -> AsyncIterator[tuple[Any, str]]:
 
 async def deploy(client: Any, stack: PromStack, s: DeploymentSpec) -> DeployResult:
     h = await start_deployment(client, s, "it", stack.settings.task_queue)
-    return await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    return await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
 
 
 def analysis_step(res: DeployResult) -> Any:
@@ -252,7 +252,7 @@ async def test_prometheus_down_mid_analysis(pstack: PromStack, service: tuple[An
             await asyncio.sleep(0.1)
         assert st.last_analysis is not None and st.last_analysis.verdict == "pass"
         await asyncio.to_thread(pstack.prom.stop)
-        res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+        res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     finally:
         await asyncio.to_thread(pstack.prom.start)
     assert res.outcome == "rolled_back", res.reason

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from code_foundation.names import A
 from tests.workflows.fakes import FakePlatform
 from workflows.analysis import overall
+from workflows.client import deployment_result, execute_deployment
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import (
@@ -103,7 +104,8 @@ async def start(
         activities=[*acts, scripted.activity()],
     )
     await w.__aenter__()
-    first = await env.client.execute_workflow(
+    first = await execute_deployment(
+        env.client,
         DeploymentWorkflow.run,
         DeployInput(spec=spec("v1"), set_search_attributes=False),
         id=f"deploy-{uuid.uuid4()}",
@@ -126,7 +128,7 @@ async def run(
 ) -> tuple[DeployResult, Scripted, DeployStatus]:
     h, scripted, w = await start(env, script, spec("v2", **analysis))
     try:
-        res = await h.result()
+        res = await deployment_result(h)
         st = await h.query(DeploymentWorkflow.status)
     finally:
         await w.__aexit__(None, None, None)
@@ -187,7 +189,7 @@ async def test_marginal_last_interval_pauses_and_approve_continues(
         assert st.waiting_for_approval and st.phase == "waiting for approval"
         assert st.last_analysis is not None and st.last_analysis.verdict == "marginal"
         await h.execute_update(DeploymentWorkflow.approve, ApproveInput(identity="carol"))
-        res = await h.result()
+        res = await deployment_result(h)
     finally:
         await w.__aexit__(None, None, None)
     assert res.outcome == "promoted", res.reason

@@ -17,6 +17,7 @@ from typing import Any
 
 from tests.crash.stack import CrashStack
 from tests.platform.agent_proc import EXAMPLES
+from workflows.client import deployment_result
 from workflows.spec import DeploymentSpec, parse_spec
 
 ENV = "dev"
@@ -68,7 +69,7 @@ async def deployed(stack: CrashStack, s: DeploymentSpec) -> None:
 
     h = await deploy(stack, s)
     client = await stack.client()
-    res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     if res.outcome != "promoted":
         raise RuntimeError(f"setup release {s.version} was {res.outcome}: {res.reason}")
 

@@ -65,11 +65,16 @@ async def _result(client: Any, workflow_id: str, cls: type, timeout: float) -> A
     """The run's result, retried while the Temporal server is away."""
     from temporalio.client import WorkflowFailureError
 
+    from workflows.client import deployment_result
+    from workflows.models import DeployResult
+
     handle = client.get_workflow_handle(workflow_id, result_type=cls)
     deadline = time.monotonic() + timeout
     while True:
+        # a deployment that did not promote ends FAILED carrying its result
+        waited = deployment_result(handle) if cls is DeployResult else handle.result()
         try:
-            return await asyncio.wait_for(handle.result(), max(1.0, deadline - time.monotonic()))
+            return await asyncio.wait_for(waited, max(1.0, deadline - time.monotonic()))
         except WorkflowFailureError:
             raise
         except Exception:

@@ -24,7 +24,7 @@ import pytest
 
 from tests.integration.stack import EXAMPLES, LiveStack
 from tests.waiting import wait_until_async
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import ApproveInput, DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec, parse_spec
 
@@ -76,7 +76,7 @@ async def endpoint(stack: LiveStack, service: str) -> str:
 
 async def deploy(client: Any, stack: LiveStack, spec: DeploymentSpec) -> DeployResult:
     h = await start_deployment(client, spec, "it", stack.settings.task_queue)
-    return await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    return await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
 
 
 async def test_good_canary_promoted_bad_rolled_back_stable_serves(live_stack: LiveStack) -> None:
@@ -148,7 +148,7 @@ async def test_worker_killed_while_paused_finishes_and_applies_nothing_twice(
     live_stack.kill_worker()
     live_stack.start_worker()
     await h.execute_update("approve", ApproveInput(identity="oncall"))
-    res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     assert res.outcome == "promoted", res.reason
     async with httpx.AsyncClient() as c:
         ops = (await c.get(f"{live_stack.settings.agent_url}/v1/ops")).json()

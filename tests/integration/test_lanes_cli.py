@@ -29,7 +29,7 @@ from tests.integration.test_lanes_race import (
 )
 from tests.waiting import wait_until_async
 from workers.cli.lanes import lane_workflow_id
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import ApproveInput, DeployResult, DeployStatus
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ async def test_cli_reject_queued_status_and_lanes(live_stack: LiveStack, tmp_pat
 
     # the holder promotes; the queued run follows with it as its stable version
     await holder.execute_update("approve", ApproveInput(identity="oncall"))
-    res = await client.get_workflow_handle(holder.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(holder.id, result_type=DeployResult))
     assert res.outcome == "promoted", res.reason
     nxt = await run_to_end(client, wid)
     assert isinstance(nxt, DeployResult) and nxt.outcome == "promoted", nxt

@@ -36,7 +36,7 @@ from tests.integration.stack import LiveStack
 from tests.integration.test_deploy_local import Client, endpoint, example
 from tests.waiting import wait_until_async
 from workers.cli.lanes import lane_state, lane_workflow_id
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec
 
@@ -71,7 +71,7 @@ async def run_to_end(client: Any, wid: str, timeout: float = 150) -> DeployResul
     still open after ``timeout`` seconds fails the test with its status and its lane's."""
     handle = client.get_workflow_handle(wid, result_type=DeployResult)
     try:
-        return await asyncio.wait_for(handle.result(), timeout)
+        return await asyncio.wait_for(deployment_result(handle), timeout)
     except WorkflowFailureError as exc:
         return str(getattr(exc.cause, "type", None) or exc.cause)
     except TimeoutError:

@@ -18,7 +18,7 @@ from tests.integration.stack import ROOT, LiveStack
 from tests.integration.test_deploy_local import example
 from tests.servers import BaoServer
 from tests.temporal_env import wait_for_worker_sync
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import DeployResult
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ async def test_secret_reaches_the_service_and_nothing_else(
     h = await start_deployment(
         client, with_secret(svc, "vault:secret/data/app#db_password"), "it", tq
     )
-    res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     assert res.outcome == "promoted", res.reason
     async with httpx.AsyncClient() as c:
         state = (await c.get(f"{live_stack.settings.agent_url}/v1/services/{svc}/dev")).json()
@@ -108,7 +108,7 @@ async def test_wrong_secret_path_fails_before_anything_is_applied(
         client, with_secret(svc, "vault:secret/data/nope#db_password"), "it", tq
     )
     with pytest.raises(WorkflowFailureError) as err:
-        await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+        await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     msg = str(err.value.cause)
     assert "SecretNotFound" in msg and "secret/data/nope" in msg
     async with httpx.AsyncClient() as c:

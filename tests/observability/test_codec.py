@@ -20,7 +20,7 @@ from tests.servers import free_port
 from tests.workflows.fakes import FakePlatform
 from workers.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring
 from workers.codec_server import serve
-from workflows.client import data_converter
+from workflows.client import data_converter, deployment_result, execute_deployment
 from workflows.deployment import DeploymentWorkflow
 from workflows.models import DeployInput, DeployResult
 from workflows.rollback import RollbackWorkflow
@@ -61,7 +61,8 @@ async def test_history_is_encrypted_and_replays(
     wid = f"enc-{uuid.uuid4()}"
     async with w:
         for v in ("v1", "v2"):
-            res = await client.execute_workflow(
+            res = await execute_deployment(
+                client,
                 DeploymentWorkflow.run,
                 DeployInput(spec=canary_spec(v), actor="tester", set_search_attributes=False),
                 id=f"{wid}-{v}",
@@ -83,7 +84,7 @@ async def test_history_is_encrypted_and_replays(
         assert plain not in raw, plain
     assert b"binary/encrypted" in raw
     # the workflow result decodes with the codec, and the run replays with it
-    assert (await handle.result()).version == "v2"
+    assert (await deployment_result(handle)).version == "v2"
     replay = await Replayer(
         workflows=[DeploymentWorkflow, RollbackWorkflow], data_converter=data_converter(codec)
     ).replay_workflow(history, raise_on_replay_failure=False)

@@ -22,6 +22,7 @@ from code_foundation.names import A
 from tests.observability.helpers import canary_spec, fake_worker
 from tests.workflows.fakes import FakePlatform
 from workers.cli.approvals import approve
+from workflows.client import deployment_result, execute_deployment
 from workflows.deployment import DeploymentWorkflow
 from workflows.models import DeployInput, DeployResult, DeployStatus
 from workflows.slo import BudgetInput, BudgetResult
@@ -71,7 +72,8 @@ async def test_spent_budget_waits_for_audited_override(
     w, tq = fake_worker(ts_env.client, fake, extra=[budget_fake(-0.25), slo_acts.audit])
     client = ts_env.client
     async with w:
-        first = await client.execute_workflow(
+        first = await execute_deployment(
+            client,
             DeploymentWorkflow.run,
             DeployInput(spec=canary_spec("v1"), actor="dev", set_search_attributes=False),
             id=f"eb-{uuid.uuid4()}",
@@ -106,7 +108,7 @@ async def test_spent_budget_waits_for_audited_override(
         assert not ok and "may not approve" in msg
         ok, msg = await approve(client, settings, handle.id, "alice", "looks good")
         assert ok, msg
-        res = await handle.result()
+        res = await deployment_result(handle)
     assert res.outcome == "promoted", res.reason
     gate = next(s for s in res.steps if s.kind == "error_budget")
     assert gate.outcome == "overridden by sre-lead"
@@ -130,14 +132,16 @@ async def test_budget_gate_passes_or_times_out(ts_env: WorkflowEnvironment) -> N
         fake = FakePlatform()
         w, tq = fake_worker(ts_env.client, fake, extra=[budget_fake(remaining)])
         async with w:
-            await ts_env.client.execute_workflow(
+            await execute_deployment(
+                ts_env.client,
                 DeploymentWorkflow.run,
                 DeployInput(spec=canary_spec("v1"), set_search_attributes=False),
                 id=f"eb-{uuid.uuid4()}",
                 task_queue=tq,
                 result_type=DeployResult,
             )
-            run = ts_env.client.execute_workflow(
+            run = execute_deployment(
+                ts_env.client,
                 DeploymentWorkflow.run,
                 DeployInput(spec=canary_spec("v2", extra=POLICY), set_search_attributes=False),
                 id=f"eb-{uuid.uuid4()}",

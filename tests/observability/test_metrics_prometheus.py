@@ -20,7 +20,7 @@ from tests.servers import free_port, require_server, stop_process, wait_until
 from tests.workflows.fakes import FakePlatform
 from workers import telemetry
 from workers.worker import build_worker
-from workflows.client import data_converter
+from workflows.client import data_converter, execute_deployment
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import DeployInput, DeployResult
@@ -99,7 +99,8 @@ async def test_prometheus_scrapes_worker_metrics(tmp_path: Path) -> None:
         async with worker:
             outcomes = []
             for v in ("v1", "v2", "v3"):
-                res = await env.client.execute_workflow(
+                res = await execute_deployment(
+                    env.client,
                     DeploymentWorkflow.run,
                     DeployInput(spec=canary_spec(v), actor="t", set_search_attributes=False),
                     id=f"metrics-{v}-{uuid.uuid4().hex[:6]}",

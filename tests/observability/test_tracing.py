@@ -22,6 +22,7 @@ from tests.waiting import wait_until_async
 from tests.workflows.fakes import FakePlatform
 from workers import telemetry
 from workers.worker import build_worker
+from workflows.client import execute_deployment
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import DeployInput, DeployResult
@@ -100,7 +101,8 @@ async def test_one_trace_per_deployment(ts_env: WorkflowEnvironment) -> None:
         wids = [f"trace-{v}-{uuid.uuid4().hex[:6]}" for v in ("v1", "v2")]
         async with worker:
             for v, wid in zip(("v1", "v2"), wids, strict=True):
-                res = await client.execute_workflow(
+                res = await execute_deployment(
+                    client,
                     DeploymentWorkflow.run,
                     DeployInput(spec=canary_spec(v), actor="t", set_search_attributes=False),
                     id=wid,

@@ -35,7 +35,7 @@ from code_foundation.names import A
 from tests.platform.agent_proc import EXAMPLES, ROOT, Traffic, keys_applied_twice
 from tests.servers import free_port, require_server
 from workers.devstack import Stack, ensure, settings_env
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import ApproveInput, DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec, parse_spec
 
@@ -166,7 +166,7 @@ async def stable(ps: PartitionStack, client: Any, service: str) -> None:
         }
     )
     h = await start_deployment(client, spec, "it", ps.settings.task_queue)
-    res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     assert res.outcome == "promoted", res.reason
 
 
@@ -226,7 +226,7 @@ async def test_agent_stopped_60s_mid_rollout_is_retried_then_promoted(
     await asyncio.sleep(60.0)
     os.kill(pstack.agent_pid, signal.SIGCONT)
     t_cont = time.time()
-    res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     load.stop()
     await runner
 
@@ -267,7 +267,7 @@ async def test_partition_longer_than_retry_window_rolls_back_once_healed(
     finally:
         pstack.proxy.heal()
     healed = time.time()
-    res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     assert res.outcome == "rolled_back", res
     attempts = await traffic_attempts(h)
     assert 8 in attempts, attempts  # every attempt of the retry window was spent

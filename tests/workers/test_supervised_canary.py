@@ -22,7 +22,7 @@ import pytest
 from tests.platform.agent_proc import EXAMPLES, Traffic, journal_lines, keys_applied_twice, sweep
 from tests.workers.test_devstack import env_for, start_dev, wait_for
 from tests.workers.test_supervisor import Reader, dev_status, need_temporal, record
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import ApproveInput, DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec, parse_spec
 
@@ -56,7 +56,7 @@ async def test_agent_sigkill_mid_canary_supervised_then_promoted(tmp_path: Path)
         client = await connect(env["CODE_TEMPORAL_ADDRESS"])
         svc = "show"
         v1 = await start_deployment(client, example("demo-v1.yaml", svc), "it", queue)
-        first = await client.get_workflow_handle(v1.id, result_type=DeployResult).result()
+        first = await deployment_result(client.get_workflow_handle(v1.id, result_type=DeployResult))
         assert first.outcome == "promoted", first.reason
         steps = [
             {"set_weight": 30},
@@ -100,7 +100,7 @@ async def test_agent_sigkill_mid_canary_supervised_then_promoted(tmp_path: Path)
         await asyncio.sleep(1.0)
 
         await h.execute_update("approve", ApproveInput(identity="oncall"))
-        res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+        res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
         assert res.outcome == "promoted", res.reason
         await asyncio.sleep(1.0)
         load.stop()

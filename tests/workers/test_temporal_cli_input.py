@@ -30,7 +30,7 @@ from temporalio.client import (
 from tests.integration import stack as _stack
 from tests.integration.stack import EXAMPLES, LiveStack
 from tests.waiting import wait_until_async
-from workflows.client import connect, start_deployment
+from workflows.client import connect, deployment_result, start_deployment
 from workflows.models import ApproveInput, DeployResult, DeployStatus
 from workflows.spec import DeploymentSpec, parse_spec
 
@@ -79,7 +79,7 @@ async def test_cli_good_deployment_input_promotes(live_stack: LiveStack) -> None
     svc = f"tc{uuid.uuid4().hex[:6]}"
     wid = f"cli-good-{svc}"
     start_with_cli(live_stack, "DeploymentWorkflow", wid, {"spec": spec_json(svc), "actor": "cli"})
-    res = await client.get_workflow_handle(wid, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(wid, result_type=DeployResult))
     assert res.outcome == "promoted", res.reason
     async with httpx.AsyncClient() as c:
         state = (await c.get(f"{live_stack.settings.agent_url}/v1/services/{svc}/dev")).json()
@@ -158,7 +158,9 @@ async def test_malformed_update_rejected_and_signal_ignored_run_goes_on(
     first = await start_deployment(
         client, DeploymentSpec.model_validate(spec_json(svc)), "it", live_stack.settings.task_queue
     )
-    assert (await client.get_workflow_handle(first.id, result_type=DeployResult).result()).outcome
+    assert (
+        await deployment_result(client.get_workflow_handle(first.id, result_type=DeployResult))
+    ).outcome
     h = await start_deployment(client, canary_spec(svc), "it", live_stack.settings.task_queue)
 
     async def waiting() -> bool:
@@ -182,5 +184,5 @@ async def test_malformed_update_rejected_and_signal_ignored_run_goes_on(
     assert (await h.describe()).status == WorkflowExecutionStatus.RUNNING
     ok = await h.execute_update("approve", ApproveInput(identity="oncall"))
     assert ok is not None
-    res = await client.get_workflow_handle(h.id, result_type=DeployResult).result()
+    res = await deployment_result(client.get_workflow_handle(h.id, result_type=DeployResult))
     assert res.outcome == "promoted", res.reason

@@ -23,7 +23,7 @@ from temporalio.worker import Replayer, Worker
 from code_foundation.names import A, W
 from tests.waiting import wait_until_async
 from tests.workflows.fakes import FakePlatform
-from workflows.client import data_converter
+from workflows.client import data_converter, deployment_result
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import ApproveInput, ControlInput, DeployInput, DeployResult, DeployStatus
@@ -111,13 +111,14 @@ async def start(env: WorkflowEnvironment, tq: str, steps: str) -> WorkflowHandle
 
 
 async def first_release(env: WorkflowEnvironment, tq: str) -> None:
-    res = await env.client.execute_workflow(
+    handle = await env.client.start_workflow(
         W.DEPLOYMENT,
         DeployInput(spec=spec("v1"), actor="tester", set_search_attributes=False),
         id=f"deploy-{uuid.uuid4()}",
         task_queue=tq,
         result_type=DeployResult,
     )
+    res = await deployment_result(handle)
     assert res.outcome == "promoted"
 
 
@@ -148,7 +149,7 @@ async def test_approve_and_abort_in_one_task_abort_wins(ts_env: WorkflowEnvironm
     await asyncio.sleep(0.5)
     async with worker(ts_env, audits, tq):
         ok = await approve
-        res: DeployResult = await handle.result()
+        res: DeployResult = await deployment_result(handle)
         status = await handle.query(DeploymentWorkflow.status)
     assert res.outcome == "aborted" and "alice" in res.reason
     assert not ok.accepted and "abort" in ok.message
@@ -178,7 +179,7 @@ async def test_abort_while_approve_is_audited_abort_wins(ts_env: WorkflowEnviron
         await status_when(handle, lambda st: "abort" in st.reason, "the abort noted")
         audits.release.set()
         ok = await approve
-        res: DeployResult = await handle.result()
+        res: DeployResult = await deployment_result(handle)
     assert res.outcome == "aborted"
     assert not ok.accepted and "abort" in ok.message
     assert fake.weights == {"v1": 100}
@@ -226,7 +227,7 @@ async def test_duplicate_approve_counts_once_and_never_passes_the_next_gate(
         await asyncio.sleep(0.5)
         audits.release.set()
         results = await asyncio.gather(first, second)
-        res: DeployResult = await handle.result()
+        res: DeployResult = await deployment_result(handle)
         status = await handle.query(DeploymentWorkflow.status)
     assert sorted(r.accepted for r in results) == [False, True]
     assert "already approved" in next(r.message for r in results if not r.accepted)
@@ -269,7 +270,7 @@ async def test_late_approval_never_passes_the_next_gate(ts_env: WorkflowEnvironm
             DeploymentWorkflow.approve, ApproveInput(identity="alice")
         )
         assert again.accepted
-        res: DeployResult = await handle.result()
+        res: DeployResult = await deployment_result(handle)
     assert res.outcome == "promoted"
     assert [s.outcome for s in res.steps if s.kind == "pause"] == [
         "approved by bob",

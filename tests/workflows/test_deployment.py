@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from code_foundation.errors import SpecError
 from tests.waiting import wait_until_async
 from tests.workflows.fakes import FakePlatform
+from workflows.client import deployment_result
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import ApproveInput, ControlInput, DeployInput, DeployResult, DeployStatus
@@ -53,7 +54,7 @@ artifact: {{command: ["{{python}}", "svc.py"]}}
 async def run_deploy(
     env: WorkflowEnvironment, fake: FakePlatform, s, tq: str, **kw
 ) -> DeployResult:
-    return await env.client.execute_workflow(
+    handle = await env.client.start_workflow(
         DeploymentWorkflow.run,
         DeployInput(spec=s, actor="tester", set_search_attributes=False),
         id=f"deploy-{uuid.uuid4()}",
@@ -61,6 +62,7 @@ async def run_deploy(
         result_type=DeployResult,
         **kw,
     )
+    return await deployment_result(handle)
 
 
 async def status_when(
@@ -145,7 +147,7 @@ async def test_abort_mid_pause_compensates(ts_env: WorkflowEnvironment) -> None:
         await handle.signal(
             DeploymentWorkflow.abort, ControlInput(identity="alice", reason="looks wrong")
         )
-        res = await handle.result()
+        res = await deployment_result(handle)
     assert res.outcome == "aborted"
     assert "alice" in res.reason
     assert fake.weights == {"v1": 100}
@@ -183,7 +185,7 @@ async def test_approval_gate_waits_records_who_and_rejects_strangers(
         assert "may not approve" in str(err.value.cause)
         ok = await handle.execute_update(DeploymentWorkflow.approve, ApproveInput(identity="bob"))
         assert ok.accepted
-        res = await handle.result()
+        res = await deployment_result(handle)
     assert res.outcome == "promoted"
     pause = [x for x in res.steps if x.kind == "pause"][0]
     assert pause.outcome == "approved by bob"
@@ -225,7 +227,7 @@ async def test_pause_and_resume_hold_the_rollout(ts_env: WorkflowEnvironment) ->
         st = await handle.query(DeploymentWorkflow.status)
         assert st.outcome == "running" and st.paused
         await handle.signal(DeploymentWorkflow.resume, ControlInput(identity="carol"))
-        res = await handle.result()
+        res = await deployment_result(handle)
     assert res.outcome == "promoted"
 
 
@@ -272,7 +274,7 @@ async def test_cancel_mid_analysis_compensates(ts_env: WorkflowEnvironment) -> N
         )
         assert fake.analysis_calls == 1 and st.weights == {"v1": 80, "v2": 20}
         await handle.cancel()
-        res = await handle.result()
+        res = await deployment_result(handle)
     assert res.outcome == "aborted"
     assert fake.analysis_calls == 1  # cancelled mid-analysis: no further interval ran
     assert fake.weights == {"v1": 100}
@@ -311,13 +313,14 @@ async def test_a_long_deployment_keeps_its_history_bounded(ts_env: WorkflowEnvir
     async with w:
         await run_deploy(ts_env, fake, spec("v1"), tq)
         wid = f"deploy-{uuid.uuid4()}"
-        res = await ts_env.client.execute_workflow(
+        handle = await ts_env.client.start_workflow(
             DeploymentWorkflow.run,
             DeployInput(spec=spec("v2", steps), actor="tester", set_search_attributes=False),
             id=wid,
             task_queue=tq,
             result_type=DeployResult,
         )
+        res = await deployment_result(handle)
         events = [e async for e in ts_env.client.get_workflow_handle(wid).fetch_history_events()]
     assert res.outcome == "promoted"
     assert len(events) < 10_240 / 4, len(events)

@@ -111,10 +111,12 @@ async def follow(client: Any, workflow_id: str, settings: Settings) -> int:
     release lane (``LaneBusy``), else 1. While queued the view says who it waits behind."""
     from temporalio.client import WorkflowFailureError
 
+    from workflows.client import deployment_result
     from workflows.models import DeployResult, DeployStatus
 
     handle = client.get_workflow_handle(workflow_id, result_type=DeployResult)
-    result_task = asyncio.ensure_future(handle.result())
+    # a rolled-back/failed/aborted run ends FAILED carrying its result: shown like a promoted one
+    result_task = asyncio.ensure_future(deployment_result(handle))
     link = ui_link(settings, workflow_id)
     last: DeployStatus | None = None
     with Live(console=console, refresh_per_second=4, transient=False) as live:

@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         StepKind,
         StepRecord,
     )
+    from workflows.outcome import not_promoted_failure
     from workflows.spec import DeploymentSpec, PauseSpec
 
 
@@ -308,6 +309,8 @@ class DeploymentWorkflow:
             workflow.upsert_search_attributes([SA_OUTCOME.value_set(result.outcome)])
         # an approve still being audited finishes before the run ends
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if result.outcome != "promoted" and workflow.patched("not-promoted-fails"):
+            raise not_promoted_failure(result, applied=self.applied)  # FAILED, with the result
         if result.outcome == "failed" and not self.applied:
             # nothing ran: surface as a failed workflow so the UI shows it red
             raise ApplicationError(result.reason, type=DEPLOYMENT_FAILED, non_retryable=True)
