@@ -197,6 +197,9 @@ def validate_spec(spec: DeploymentSpec) -> tuple[list[str], list[str]]:
     from activities.metrics.validate import validate_queries  # PromQL parsed by Prometheus
 
     promql_problems, promql_warnings = validate_queries(spec)
+    from activities.analysis.measure import measurement_problems  # targets, job executables
+
+    problems += measurement_problems(spec)
     return problems + promql_problems, warnings + promql_warnings
 
 

@@ -48,6 +48,7 @@ class A:
     PLATFORM_RETIRE = "platform.retire_version"
     PLATFORM_DESCRIBE = "platform.describe"
     ANALYSE = "analysis.run"
+    ANALYSIS_MEASURE = "analysis.measure"
     LEDGER_RECORD = "ledger.record"
     LEDGER_LAST_GOOD = "ledger.last_known_good"
     BUDGET = "slo.error_budget"

@@ -18,7 +18,12 @@ limits with Kayenta's multi-interval rule:
   failure: it is shown in ``status.last_analysis_error`` and the workflow's current
   details (Web UI) with the failing query; more than ``consecutive_error_limit`` in a
   row follow ``on_error`` (default rollback). An analysis without a single measurement
-  follows ``on_error`` too.
+  follows ``on_error`` too;
+* ``measurements`` (Web/Job metrics, :mod:`workflows.measure_spec`): only when some are
+  configured, each interval first runs one ``analysis.measure`` activity; a measurement
+  whose failed/error count exceeds its ``failure_limit`` fails the analysis (rollback)
+  at once, unless it is ``dry_run`` (recorded in the step detail and the current
+  details only). Without measurements the commands are exactly those of before.
 
 :func:`overall` is the same rule over a list of interval verdicts, for re-judging.
 :class:`AnalysisHost` is all an analysis needs of the workflow running it (the
@@ -36,6 +41,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from code_foundation.error_types import NON_RETRYABLE
     from code_foundation.names import A
+    from workflows.measure_spec import MeasureInput, MeasurementResult, MeasureResult
     from workflows.models import AnalyseInput, AnalysisResult, DeployStatus, StepRecord
     from workflows.spec import AnalysisSpec, DeploymentSpec, PauseSpec
 
@@ -141,6 +147,7 @@ class AnalysisRun:
         )
         self.verdicts: list[Verdict] = []
         self.scores: list[float] = []
+        self.measured: dict[str, list[MeasurementResult]] = {}
 
     # ------------------------------------------------------------ visibility
     def _details(self, n: int, text: str) -> None:
@@ -150,6 +157,8 @@ class AnalysisRun:
             lines.append(f"provenance: `{st.last_analysis.artifact_key}`")
         if st.last_analysis_error:
             lines.append(f"last metrics error: {st.last_analysis_error}")
+        if self.measured:
+            lines.append("measurements: " + self._measurements())
         workflow.set_current_details("\n\n".join(lines))
 
     def _fail(self, outcome: str, kind: str, message: str) -> ApplicationError:
@@ -176,6 +185,8 @@ class AnalysisRun:
             start = workflow.now().timestamp()
             await wf.sleep(a.interval)
             end = workflow.now().timestamp()
+            if a.measurements:
+                await self._measure(n)
             if a.judged:
                 start = (
                     origin if a.lookback is None else max(origin, end - a.lookback.total_seconds())
@@ -256,6 +267,66 @@ class AnalysisRun:
             wf.check_abort()
         await self._finish(failures, inconclusive, decisions)
 
+    # ------------------------------------------------------------ measurements
+    async def _measure(self, n: int) -> None:
+        """One ``analysis.measure`` activity; raise when a live measurement is over its limit."""
+        a, spec = self.a, self.spec
+        timeout = 0.0
+        for m in a.measurements:
+            source = m.provider.web or m.provider.job
+            timeout += source.timeout.total_seconds() if source is not None else 0.0
+        try:
+            got: MeasureResult = await workflow.execute_activity(
+                A.ANALYSIS_MEASURE,
+                MeasureInput(
+                    measurements=a.measurements,
+                    service=spec.service,
+                    environment=spec.environment,
+                    version=spec.version,
+                    step_index=self.index,
+                    interval_index=n,
+                ),
+                result_type=MeasureResult,
+                start_to_close_timeout=timedelta(seconds=timeout + 30),
+                retry_policy=ANALYSIS_RETRY,
+            )
+            results = got.results
+        except ActivityError as err:
+            kind, msg = _cause(err)
+            results = [
+                MeasurementResult(
+                    name=m.name,
+                    kind=m.kind,
+                    dry_run=m.dry_run,
+                    status="error",
+                    message=f"{kind}: {msg}"[:500],
+                )
+                for m in a.measurements
+            ]
+        for r in results:
+            self.measured.setdefault(r.name, []).append(r)
+        self._details(n, "measured")
+        for m in a.measurements:
+            bad = [r for r in self.measured.get(m.name, []) if r.status != "passed"]
+            if not m.dry_run and len(bad) > m.failure_limit:
+                raise self._fail(
+                    "failed",
+                    "AnalysisFailed",
+                    f"analysis failed at step {self.index}: measurement {m.name} "
+                    f"{bad[-1].status} {len(bad)} time(s) (failure_limit {m.failure_limit}): "
+                    f"{bad[-1].message}; " + self._measurements(),
+                )
+
+    def _measurements(self) -> str:
+        """``name [dry run] k/n passed (last: status, message)`` per measurement."""
+        parts = []
+        for name, rs in self.measured.items():
+            last = rs[-1]
+            ok = sum(r.status == "passed" for r in rs)
+            tag = " (dry run)" if last.dry_run else ""
+            parts.append(f"{name}{tag} {ok}/{len(rs)} passed (last: {last.status}, {last.message})")
+        return "; ".join(parts)
+
     async def _finish(self, failures: int, inconclusive: int, decisions: list[str]) -> None:
         a = self.a
         measured = [v for v in self.verdicts if v != "error"]
@@ -289,6 +360,7 @@ class AnalysisRun:
             + (f", {errs} error(s)" if errs else "")
             + scores
             + ("; " + "; ".join(decisions) if decisions else "")
+            + ("; measurements: " + self._measurements() if self.measured else "")
         )
         self.wf.end_step(self.rec, "ok", detail)
         workflow.set_current_details(f"**analysis** step {self.index + 1}: passed — {detail}")

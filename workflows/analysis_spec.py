@@ -1,6 +1,9 @@
 """The analysis part of a ``DeploymentSpec`` (re-exported by :mod:`workflows.spec`):
 the backbone ``Thresholds``, Kayenta-style ``AnalysisMetric``/``AnalysisSpec`` of an
-analysis step, and the strategy-level ``BackgroundAnalysis``. Pure: no I/O."""
+analysis step, the Argo-style ``measurements`` (Web and Job providers with a success
+condition: :mod:`workflows.measure_spec`), and the strategy-level ``BackgroundAnalysis``.
+A ``dry_run`` metric or measurement is evaluated and recorded but never decides the
+interval. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from code_foundation.durations import Duration, human
+from workflows.measure_spec import MeasuredMetric
 
 OnInconclusive = Literal["rollback", "promote", "pause"]
 
@@ -58,6 +62,11 @@ class AnalysisMetric(_Model):
     allowed_decrease: float = Field(1.0, ge=0)
     nan_strategy: Literal["remove", "replace"] = "remove"
     outlier_factor: float | None = Field(3.0, ge=0)
+    dry_run: bool = Field(
+        False,
+        description="judged alone and recorded (reasons, provenance record) but left out of "
+        "the interval's score and verdict (Argo's dryRun)",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> AnalysisMetric:
@@ -89,6 +98,11 @@ class AnalysisSpec(_Model):
         None, description="default: prometheus when the metrics have queries, else router"
     )
     metrics: list[AnalysisMetric] = Field(default_factory=list)
+    measurements: list[MeasuredMetric] = Field(
+        default_factory=list,
+        description="Argo-style Web/Job metrics: each interval one value per measurement, "
+        "checked against its success condition (not a canary-vs-baseline comparison)",
+    )
     groups: dict[str, float] = Field(
         default_factory=dict, description="group name -> weight (percent); others share the rest"
     )
@@ -126,6 +140,15 @@ class AnalysisSpec(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"metric names must be unique (repeated: {', '.join(dup)})")
+        if self.metrics and all(m.dry_run for m in self.metrics):
+            raise ValueError(
+                "every metric is dry_run: keep at least one judged metric "
+                "(or use dry_run measurements)"
+            )
+        mnames = [m.name for m in self.measurements]
+        mdup = sorted({n for n in mnames if mnames.count(n) > 1})
+        if mdup:
+            raise ValueError(f"measurement names must be unique (repeated: {', '.join(mdup)})")
         unknown = sorted(set(self.groups) - {m.group for m in self.metrics})
         if unknown:
             raise ValueError(f"groups {', '.join(unknown)} have no metric")
@@ -147,6 +170,10 @@ class AnalysisSpec(_Model):
     def judged(self) -> bool:
         """True when rust_core judges metrics; False for the backbone thresholds mode."""
         return bool(self.metrics)
+
+    def live_metrics(self) -> list[AnalysisMetric]:
+        """The metrics that decide the interval (``dry_run`` ones are judged apart)."""
+        return [m for m in self.metrics if not m.dry_run]
 
     def effective_provider(self) -> Literal["router", "prometheus"]:
         if self.provider is not None:

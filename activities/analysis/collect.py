@@ -27,6 +27,7 @@ from activities.analysis.record import (
 from activities.analysis.verdict import (
     analyse_windows,
     analysis_for,
+    judge_dry_run,
     judge_values,
     result_from_judge,
 )
@@ -149,6 +150,7 @@ async def analyse_interval(
         raise failed
     verdict, jr = judge_values(a, got.canary, got.baseline)
     res = result_from_judge(verdict, jr, (inp.window_start, inp.window_end))
+    res.reasons += judge_dry_run(a, got.canary, got.baseline)  # recorded, never decisive
     res.reasons += got.notes[:3]
     res.provider = kind
     res.judge_version = record.judge_version

@@ -6,7 +6,9 @@
 * judge mode: :func:`judge_values` runs ``rust_core.judge`` (Kayenta semantics) over the
   metric values of both versions; ``Pass`` / ``Marginal`` / ``Fail`` map to ``pass`` /
   ``marginal`` / ``fail``, no data for every metric is ``inconclusive``;
-  :func:`result_from_judge` turns the judge's result into an ``AnalysisResult``.
+  :func:`result_from_judge` turns the judge's result into an ``AnalysisResult``;
+  ``dry_run`` metrics are left out of that judgement and each is judged alone by
+  :func:`judge_dry_run` (reasons only: they never change the verdict or score).
 * :func:`rejudge_record` re-runs either mode on a stored :class:`AnalysisRecord`, with
   other thresholds if asked (``codectl rejudge``).
 """
@@ -135,7 +137,7 @@ def metric_specs(a: AnalysisSpec) -> list[rust_core.MetricSpec]:
             nan_strategy=m.nan_strategy,
             outlier_factor=m.outlier_factor,
         )
-        for m in a.metrics
+        for m in a.live_metrics()
     ]
 
 
@@ -149,11 +151,12 @@ def judge_values(
     confidence: float | None = None,
 ) -> tuple[Verdict, rust_core.JudgeResult]:
     """Run rust_core.judge with the spec's config (or overrides); returns (verdict, JudgeResult)."""
+    live = {m.group for m in a.live_metrics()}
     res = rust_core.judge(
         metric_specs(a),
         {k: v for k, v in canary.items() if v},
         {k: v for k, v in baseline.items() if v},
-        groups=dict(a.groups) or None,
+        groups={g: w for g, w in a.groups.items() if g in live} or None,
         pass_threshold=a.pass_threshold if pass_threshold is None else pass_threshold,
         marginal_threshold=a.marginal_threshold
         if marginal_threshold is None
@@ -163,6 +166,23 @@ def judge_values(
     if res.metrics and all(m.classification == "NoData" for m in res.metrics):
         return "inconclusive", res
     return _JUDGED.get(res.classification, "fail"), res
+
+
+def judge_dry_run(
+    a: AnalysisSpec, canary: Mapping[str, list[float]], baseline: Mapping[str, list[float]]
+) -> list[str]:
+    """Each ``dry_run`` metric judged alone with the spec's thresholds: one reason each
+    (``dry-run NAME [Pass|Marginal|Fail|NoData] score S: ...``); never a verdict."""
+    out: list[str] = []
+    for m in a.metrics:
+        if not m.dry_run:
+            continue
+        alone = a.model_copy(update={"metrics": [m.model_copy(update={"dry_run": False})]})
+        alone = alone.model_copy(update={"groups": {}})
+        verdict, jr = judge_values(alone, canary, baseline)
+        why = "; ".join(x.reason for x in jr.metrics) or jr.reason
+        out.append(f"dry-run {m.name} [{verdict}] score {jr.score:.1f}: {why}")
+    return out
 
 
 def _finite(values: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,124 @@
+"""Measurements in a canary's analysis step on the time-skipping server: the real
+``analysis.measure`` activity reads a real loopback HTTP receiver. A web measurement
+that fails rolls the canary back; the same measurement with ``dry_run: true`` lets it
+promote with the failed verdicts recorded in the step detail. (``analysis.run`` is the
+scripted pass of ``test_workflow_rules``; the comparison is not under test here.)"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.analysis.measure import MeasureActivities
+from activities.settings import Settings
+from code_foundation.names import A
+from tests.analysis.test_workflow_rules import Scripted, analysis_step
+from tests.receiver import Receiver
+from tests.workflows.fakes import FakePlatform
+from workflows.client import deployment_result, execute_deployment
+from workflows.deployment import DeploymentWorkflow
+from workflows.lane import ReleaseLaneWorkflow
+from workflows.models import DeployInput, DeployResult
+from workflows.rollback import RollbackWorkflow
+from workflows.spec import DeploymentSpec
+
+
+def spec(version: str, url: str, **measurement: Any) -> DeploymentSpec:
+    m = {
+        "name": "upstream-errors",
+        "provider": {"web": {"url": url, "json_path": "$.data.ratio", "timeout": "2s"}},
+        "success": {"max": 0.05},
+        **measurement,
+    }
+    a = {"interval": "10m", "count": 3, "measurements": [m]}
+    return DeploymentSpec.model_validate(
+        {
+            "service": "shop",
+            "environment": "prod",
+            "version": version,
+            "artifact": {"command": ["{python}", "svc.py"]},
+            "strategy": {
+                "type": "canary",
+                "canary": {"steps": [{"set_weight": 20}, {"analysis": a}]},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def receiver() -> Any:
+    ratio = {"value": 0.01}
+    r = Receiver(lambda _c: (200, json.dumps({"data": {"ratio": ratio["value"]}})))
+    r.ratio = ratio  # type: ignore[attr-defined]
+    yield r
+    r.stop()
+
+
+async def deploy(
+    env: WorkflowEnvironment, receiver: Receiver, ratio: float, **measurement: Any
+) -> DeployResult:
+    fake = FakePlatform()
+    acts = [a for a in fake.activities() if a.__temporal_activity_definition.name != A.ANALYSE]  # type: ignore[attr-defined]
+    tq = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=tq,
+        workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
+        activities=[*acts, Scripted(["pass"]).activity(), MeasureActivities(Settings()).measure],
+    ):
+        receiver.ratio["value"] = 0.01  # type: ignore[attr-defined]
+        first = await execute_deployment(
+            env.client,
+            DeploymentWorkflow.run,
+            DeployInput(spec=spec("v1", receiver.url + "/ratio"), set_search_attributes=False),
+            id=f"deploy-{uuid.uuid4()}",
+            task_queue=tq,
+            result_type=DeployResult,
+        )
+        assert first.outcome == "promoted", first.reason
+        receiver.ratio["value"] = ratio  # type: ignore[attr-defined]
+        h = await env.client.start_workflow(
+            DeploymentWorkflow.run,
+            DeployInput(
+                spec=spec("v2", receiver.url + "/ratio", **measurement),
+                set_search_attributes=False,
+            ),
+            id=f"deploy-{uuid.uuid4()}",
+            task_queue=tq,
+            result_type=DeployResult,
+        )
+        return await deployment_result(h)
+
+
+async def test_failing_web_measurement_rolls_the_canary_back(
+    ts_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    res = await deploy(ts_env, receiver, 0.4)
+    assert res.outcome == "rolled_back", res.reason
+    assert "measurement upstream-errors failed 1 time(s)" in res.reason
+    assert "value 0.4 > max 0.05" in res.reason
+    assert analysis_step(res).outcome == "failed"
+    assert len(receiver.calls) == 1  # (v1 is a first deploy: no canary) v2 stops at once
+
+
+async def test_failure_limit_tolerates_earlier_failures(
+    ts_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    res = await deploy(ts_env, receiver, 0.4, failure_limit=2)
+    assert res.outcome == "rolled_back"
+    assert "failed 3 time(s) (failure_limit 2)" in res.reason
+
+
+async def test_dry_run_measurement_records_the_failure_and_promotes(
+    ts_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    res = await deploy(ts_env, receiver, 0.4, dry_run=True)
+    assert res.outcome == "promoted", res.reason
+    detail = analysis_step(res).detail
+    assert "upstream-errors (dry run) 0/3 passed" in detail, detail
+    assert "value 0.4 > max 0.05" in detail
