@@ -32,6 +32,7 @@ def workflows() -> list[type]:
 
 
 def activities(settings: Settings) -> list[Callable[..., Any]]:
+    from activities.analysis.measure import measure_activities
     from activities.chaos import chaos_activities
     from activities.deploy import deploy_activities
     from activities.hooks import hook_activities
@@ -44,6 +45,7 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
 
     return [
         *deploy_activities(settings),  # deployments, rollbacks, analysis, ledger
+        *measure_activities(settings),  # analysis measurements: Web and Job metrics
         *hook_activities(settings),  # lifecycle hooks: HTTP calls and command jobs
         *notify_activities(settings),  # notification deliveries (webhook, Slack, Alertmanager)
         *chaos_activities(settings),  # chaos experiments: probes, faults, journal
