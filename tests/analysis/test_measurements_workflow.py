@@ -2,30 +2,36 @@
 ``analysis.measure`` activity reads a real loopback HTTP receiver. A web measurement
 that fails rolls the canary back; the same measurement with ``dry_run: true`` lets it
 promote with the failed verdicts recorded in the step detail. (``analysis.run`` is the
-scripted pass of ``test_workflow_rules``; the comparison is not under test here.)"""
+scripted pass of ``test_workflow_rules``; the comparison is not under test there.)
+A judged metric with ``dry_run`` that fails (the real judge) does not fail the run."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.analysis import analyse_interval
 from activities.analysis.measure import MeasureActivities
+from activities.artifacts import LocalArtifactStore
 from activities.settings import Settings
 from code_foundation.names import A
+from tests.analysis.test_provenance import FakeProvider, deploy_spec, slow_canary
 from tests.analysis.test_workflow_rules import Scripted, analysis_step
 from tests.receiver import Receiver
 from tests.workflows.fakes import FakePlatform
 from workflows.client import deployment_result, execute_deployment
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
-from workflows.models import DeployInput, DeployResult
+from workflows.models import AnalyseInput, AnalysisResult, DeployInput, DeployResult
 from workflows.rollback import RollbackWorkflow
-from workflows.spec import DeploymentSpec
+from workflows.spec import AnalysisSpec, DeploymentSpec
 
 
 def spec(version: str, url: str, **measurement: Any) -> DeploymentSpec:
@@ -122,3 +128,68 @@ async def test_dry_run_measurement_records_the_failure_and_promotes(
     detail = analysis_step(res).detail
     assert "upstream-errors (dry run) 0/3 passed" in detail, detail
     assert "value 0.4 > max 0.05" in detail
+
+
+# ---------------------------------------------------------------- dry-run judged metric
+def judged_spec(version: str, latency_dry_run: bool) -> DeploymentSpec:
+    a = AnalysisSpec.model_validate(
+        {
+            "interval": "10m",
+            "count": 2,
+            "groups": {"latency": 50, "errors": 50},
+            "metrics": [
+                {"name": "latency", "query": "lat{version='{version}'}", "group": "latency",
+                 "allowed_increase": 1.1, "dry_run": latency_dry_run},
+                {"name": "errors", "query": "err{version='{version}'}", "group": "errors"},
+            ],
+        }
+    )  # fmt: skip
+    return deploy_spec(a).model_copy(update={"version": version})
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+async def test_dry_run_judged_metric_that_fails_does_not_fail_the_run(
+    ts_env: WorkflowEnvironment, tmp_path: Path, dry_run: bool
+) -> None:
+    """The real judge (``analyse_interval`` over a fixed 40%-slower canary series) as
+    ``analysis.run``: with ``latency`` dry-run the canary promotes and the interval's
+    reasons keep ``dry-run latency [fail]``; without it the same data rolls back."""
+    store = LocalArtifactStore(tmp_path)
+
+    @activity.defn(name=A.ANALYSE)
+    async def analyse(inp: AnalyseInput) -> AnalysisResult:
+        return await analyse_interval(
+            inp,
+            settings=None,
+            platform=None,
+            store=store,
+            workflow_id=activity.info().workflow_id,
+            provider=FakeProvider(slow_canary()),
+        )
+
+    fake = FakePlatform()
+    acts = [a for a in fake.activities() if a.__temporal_activity_definition.name != A.ANALYSE]  # type: ignore[attr-defined]
+    tq = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        ts_env.client,
+        task_queue=tq,
+        workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
+        activities=[*acts, analyse],
+    ):
+        for version in ("v1", "v2"):
+            h = await ts_env.client.start_workflow(
+                DeploymentWorkflow.run,
+                DeployInput(spec=judged_spec(version, dry_run), set_search_attributes=False),
+                id=f"deploy-{uuid.uuid4()}",
+                task_queue=tq,
+                result_type=DeployResult,
+            )
+            res = await deployment_result(h)
+            st = await h.query(DeploymentWorkflow.status)
+    if dry_run:
+        assert res.outcome == "promoted", res.reason
+        assert st.last_analysis is not None and st.last_analysis.verdict == "pass"
+        assert any(r.startswith("dry-run latency [fail]") for r in st.last_analysis.reasons)
+    else:
+        assert res.outcome == "rolled_back"
+        assert "analysis failed" in res.reason
