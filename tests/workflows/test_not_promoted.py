@@ -46,6 +46,14 @@ async def start(env: WorkflowEnvironment, version: str, tq: str):  # type: ignor
     )
 
 
+async def lane_closed(env: WorkflowEnvironment, tq: str) -> None:
+    """Wait, with the worker still up, until the service's release lane has ended: a lane
+    left open on a task queue nobody polls any more stops the time-skipping server from
+    skipping time for every later test of the session."""
+    lane = env.client.get_workflow_handle(f"{spec('v1').lane_id()}@{tq}")
+    await lane.result()
+
+
 def failure(info: pytest.ExceptionInfo[WorkflowFailureError]) -> ApplicationError:
     cause = info.value.cause
     assert isinstance(cause, ApplicationError), cause
@@ -66,6 +74,7 @@ async def test_promoted_completes_rolled_back_fails_with_its_result(
             await bad.result()
         res = await deployment_result(bad)
         history = await bad.fetch_history()
+        await lane_closed(ts_env, tq)
     assert (await bad.describe()).status == WorkflowExecutionStatus.FAILED
     err = failure(info)
     assert err.type == DEPLOYMENT_NOT_PROMOTED and err.non_retryable
@@ -98,6 +107,7 @@ async def test_aborted_fails_with_its_result(ts_env: WorkflowEnvironment) -> Non
         res = await deployment_result(h)
         with pytest.raises(WorkflowFailureError) as info:
             await h.result()
+        await lane_closed(ts_env, tq)
     assert res.outcome == "aborted" and "alice" in res.reason
     assert failure(info).type == DEPLOYMENT_NOT_PROMOTED
     assert (await h.describe()).status == WorkflowExecutionStatus.FAILED
@@ -112,6 +122,7 @@ async def test_nothing_applied_still_raises_deployment_failed(ts_env: WorkflowEn
         h = await start(ts_env, "v2", tq)
         with pytest.raises(WorkflowFailureError) as info:
             await deployment_result(h)  # not a result: nothing was changed, as before
+        await lane_closed(ts_env, tq)
     err = failure(info)
     assert err.type == DEPLOYMENT_FAILED and err.non_retryable
     assert deploy_result_from_failure(info.value) is None
