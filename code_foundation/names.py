@@ -55,7 +55,6 @@ class A:
     AUDIT = "audit.record"
     HOOK_RUN = "hooks.run"
     IDENTITY_PIN = "identity.pin"
-    HOOK_RUN = "hooks.run"
     NOOP = "bench.noop"
 
 

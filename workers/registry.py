@@ -14,8 +14,8 @@ def workflows() -> list[type]:
     from workflows.deployment import DeploymentWorkflow
     from workflows.lane import ReleaseLaneWorkflow
     from workflows.notify import NotifyWorkflow
-    from workflows.release import ReleaseWorkflow
     from workflows.readiness import ReadinessWorkflow
+    from workflows.release import ReleaseWorkflow
     from workflows.rollback import RollbackWorkflow
     from workflows.soak import SoakTestWorkflow
 
