@@ -18,6 +18,7 @@ import hashlib
 import http.server
 import json
 import shutil
+import subprocess
 import sys
 import threading
 import uuid
@@ -35,14 +36,13 @@ from loadtest.scenario import parse_scenario
 from loadtest.soak_models import SoakPlan, SoakResult
 from tests.integration.stack import ROOT, LiveStack
 from tests.integration.test_deploy_local import Client, deploy, endpoint, example
-from tests.servers import free_port
+from tests.servers import free_port, require_server
 from workers.cli.certify import run_certification, write_outputs
 from workers.cli.chaos_runs import start_run
 from workflows.client import connect
 from workflows.readiness_models import Certificate, ReadinessInput, Rules, Suite
 
 pytestmark = pytest.mark.integration
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def soak_plan(svc: str, url: str, **checks: Any) -> SoakPlan:
@@ -222,27 +222,31 @@ async def test_certificate_from_real_evidence(live_stack: LiveStack, tmp_path: P
     out = tmp_path / "cert"
     write_outputs(s, res, out)
     assert Certificate.model_validate_json((out / "certificate.json").read_text()) == cert
-    if shutil.which("chromium") or shutil.which("chromium-browser"):
-        import screenshot  # scripts/screenshot.py
-
-        srv, port = serve(out)
-        try:
-            shots = Path(ROOT / "screenshots")
-            shots.mkdir(exist_ok=True)
-            dom = tmp_path / "dom.html"
-            screenshot.shoot(
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        require_server("chromium", "apt-get install -y chromium (make setup-test)")
+    srv, port = serve(out)
+    shots = Path(ROOT / "screenshots")
+    shots.mkdir(exist_ok=True)
+    dom = tmp_path / "dom.html"
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "screenshot.py"),
                 f"http://127.0.0.1:{port}/certificate.html",
-                shots / "readiness-certificate.png",
-                dom,
-            )
-        finally:
-            srv.shutdown()
-        text = dom.read_text()
-        assert 'data-verdict="pass"' in text
-        assert text.count("data-category=") == 7 and text.count("<svg") == 4
-        assert (
-            "not measured" in text and (shots / "readiness-certificate.png").stat().st_size > 5000
+                str(shots / "readiness-certificate.png"),
+                "--dom",
+                str(dom),
+            ],
+            check=True,
+            timeout=180,
         )
+    finally:
+        srv.shutdown()
+    text = dom.read_text()
+    assert 'data-verdict="pass"' in text
+    assert text.count("data-category=") == 7 and text.count("<svg") == 4
+    assert "not measured" in text and (shots / "readiness-certificate.png").stat().st_size > 5000
 
     # ---- a suite whose soak fails fails the certificate with that reason
     failing = Suite(
