@@ -130,9 +130,9 @@ def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: flo
         proc.wait(timeout=5)
 
 
-def _metrics_port() -> int:
+def _metrics_port(any_pair: bool = False) -> int:
     """9464 (the worker's conventional port) when it and 9465 (SDK metrics) are free, else a free pair."""
-    if not _port_open("127.0.0.1", 9464) and not _port_open("127.0.0.1", 9465):
+    if not any_pair and not _port_open("127.0.0.1", 9464) and not _port_open("127.0.0.1", 9465):
         return 9464
     for _ in range(50):
         with socket.socket() as s:
@@ -308,13 +308,14 @@ def _start(stack: Stack, with_worker: bool, ui_port: int | None) -> None:
                 Component("worker", settings.task_queue, "reused", record["worker"])
             )
         else:
-            log = logs / "worker.log"
-            metrics = {
-                "CODE_METRICS_PORT": os.environ.get("CODE_METRICS_PORT") or str(_metrics_port())
-            }
-            worker_argv = [sys.executable, "-m", "workers.worker"]
-            proc = _spawn(worker_argv, log, {**env, **metrics})
-            time.sleep(1.0)
+            log, worker_argv = logs / "worker.log", [sys.executable, "-m", "workers.worker"]
+            fixed = os.environ.get("CODE_METRICS_PORT")
+            for attempt in range(3):  # another stack took the pair between check and bind
+                metrics = {"CODE_METRICS_PORT": fixed or str(_metrics_port(attempt > 0))}
+                proc = _spawn(worker_argv, log, {**env, **metrics})
+                time.sleep(1.0)
+                if proc.poll() is None or "Address already in use" not in log.read_text()[-4000:]:
+                    break
             if proc.poll() is not None:
                 raise ServerUnavailable(f"worker exited at start; see {log}")
             stack.procs.append(proc)
@@ -324,8 +325,7 @@ def _start(stack: Stack, with_worker: bool, ui_port: int | None) -> None:
                 Component("worker", settings.task_queue, "started", proc.pid, log)
             )
 
-    # recorded either way, so a second `codectl dev` finds and reuses them
-    _save_record(settings, record)
+    _save_record(settings, record)  # either way, so a second `codectl dev` reuses them
 
 
 # ---------------------------------------------------------------------- detached supervisor
