@@ -43,14 +43,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 class TcpProxy:
-    """127.0.0.1:port -> 127.0.0.1:target; ``refuse()`` closes the listener and every
-    connection (clients get "connection refused"), ``heal()`` listens again."""
+    """127.0.0.1:port -> 127.0.0.1:target; ``refuse()`` cuts every connection and drops
+    each new one at once (clients see the agent unreachable), ``heal()`` forwards again.
+    The listener stays bound all along, so no other process can take the port while the
+    partition lasts (the suite runs in parallel)."""
 
     def __init__(self, target: int) -> None:
         self.target, self.port = target, free_port()
         self.loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self._cut = False
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.heal()
 
@@ -65,6 +68,9 @@ class TcpProxy:
         w.close()
 
     async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        if self._cut:
+            w.close()
+            return
         try:
             ur, uw = await asyncio.open_connection("127.0.0.1", self.target)
         except OSError:
@@ -76,12 +82,23 @@ class TcpProxy:
 
     def heal(self) -> None:
         async def start() -> None:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            self._cut = False
+            if self._server is None:
+                self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
         self._run(start())
 
     def refuse(self) -> None:
+        async def cut() -> None:
+            self._cut = True
+            for w in list(self._conns):
+                w.close()
+
+        self._run(cut())
+
+    def close(self) -> None:
         async def stop() -> None:
+            self._cut = True
             if self._server is not None:
                 self._server.close()
                 self._server = None
@@ -89,9 +106,6 @@ class TcpProxy:
                 w.close()
 
         self._run(stop())
-
-    def close(self) -> None:
-        self.refuse()
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
