@@ -13,7 +13,7 @@ deploy window that never opens, an approval without approvers) and
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -246,12 +246,10 @@ def _gate_problems(where: str, gates: Iterable[Any], now: datetime) -> list[str]
     return out
 
 
-def pipeline_problems(
-    p: PipelineSpec, clusters: Iterable[str] | None = None, now: datetime | None = None
-) -> list[str]:
+def pipeline_problems(p: PipelineSpec, clusters: Iterable[str] | None, now: datetime) -> list[str]:
     """Every cross-reference problem of ``p`` (empty: it is fine). ``clusters``: the
-    configured cluster names (None: do not check)."""
-    now = now or datetime.now(UTC)
+    configured cluster names (None: do not check). ``now``: the caller's clock (a
+    workflow passes ``workflow.now()``; this module never reads the clock)."""
     known = set(clusters) if clusters is not None else None
     out: list[str] = []
     names = [s.name for s in p.stages]
@@ -307,7 +305,8 @@ def check_pipeline(
     p: PipelineSpec,
     source: str = "pipeline",
     clusters: Iterable[str] | None = None,
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> PipelineSpec:
     problems = pipeline_problems(p, clusters, now)
     if problems:
@@ -316,23 +315,31 @@ def check_pipeline(
 
 
 def parse_pipeline(
-    text: str | bytes, source: str = "pipeline", clusters: Iterable[str] | None = None
+    text: str | bytes,
+    source: str = "pipeline",
+    clusters: Iterable[str] | None = None,
+    *,
+    now: datetime,
 ) -> PipelineSpec:
     """YAML/JSON text → a checked pipeline, or ``SpecError`` naming every problem."""
-    return check_pipeline(load_text(PipelineSpec, text, source, what="pipeline"), source, clusters)
+    doc = load_text(PipelineSpec, text, source, what="pipeline")
+    return check_pipeline(doc, source, clusters, now=now)
 
 
-def load_pipeline(path: str | Path, clusters: Iterable[str] | None = None) -> PipelineSpec:
-    return check_pipeline(load_file(PipelineSpec, path, what="pipeline"), str(path), clusters)
+def load_pipeline(
+    path: str | Path, clusters: Iterable[str] | None = None, *, now: datetime
+) -> PipelineSpec:
+    doc = load_file(PipelineSpec, path, what="pipeline")
+    return check_pipeline(doc, str(path), clusters, now=now)
 
 
-def validate_pipeline(raw: Any, source: str = "pipeline") -> PipelineSpec:
+def validate_pipeline(raw: Any, source: str = "pipeline", *, now: datetime) -> PipelineSpec:
     """A decoded document → pipeline (used on workflow inputs; clusters are not known)."""
     try:
         p = PipelineSpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(source, problems_of(exc)) from None
-    return check_pipeline(p, source)
+    return check_pipeline(p, source, now=now)
 
 
 def pipeline_json_schema() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,7 +31,9 @@ CLUSTERS = ["eu-canary", "eu-1", "us-1"]
 
 
 def demo_pipeline(service: str, error_rate: str) -> PipelineSpec:
-    p = load_pipeline(EXAMPLES / "pipelines" / "demo.yaml", clusters=["local", *CLUSTERS])
+    p = load_pipeline(
+        EXAMPLES / "pipelines" / "demo.yaml", clusters=["local", *CLUSTERS], now=datetime.now(UTC)
+    )
     doc: dict[str, Any] = p.model_dump(mode="json", exclude_none=True)
     doc["service"] = service
     art = doc["deployment"]["artifact"]

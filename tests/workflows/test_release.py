@@ -45,7 +45,8 @@ deployment:
 {deployment}
 stages:
 {stages}
-"""
+""",
+        now=datetime.now(UTC),
     )
 
 

@@ -40,7 +40,7 @@ stages:
 
 
 def test_the_demo_pipeline_loads_in_dependency_order() -> None:
-    p = load_pipeline(DEMO, clusters=CLUSTERS)
+    p = load_pipeline(DEMO, clusters=CLUSTERS, now=datetime.now(UTC))
     assert [s.name for s in p.order()] == ["dev", "staging", "prod"]
     prod = p.stages[2]
     assert [w.targets for w in prod.effective_waves()] == [["eu-canary"], ["eu-1", "us-1"]]
@@ -55,7 +55,7 @@ def test_the_demo_pipeline_loads_in_dependency_order() -> None:
 
 def test_every_problem_is_named_and_nothing_else_passes() -> None:
     with pytest.raises(SpecError) as exc:
-        parse_pipeline(BAD, "bad.yaml", clusters=CLUSTERS)
+        parse_pipeline(BAD, "bad.yaml", clusters=CLUSTERS, now=datetime.now(UTC))
     text = "\n".join(exc.value.problems)
     for needle in (
         "stage 'dev' is defined twice",
@@ -79,7 +79,7 @@ stages:
   - {name: b, depends_on: [a], targets: [{environment: b}]}
 """
     with pytest.raises(SpecError) as exc:
-        parse_pipeline(doc)
+        parse_pipeline(doc, now=datetime.now(UTC))
     assert any("forms a cycle" in p for p in exc.value.problems), exc.value.problems
 
 
@@ -93,7 +93,7 @@ stages:
     gates: [{type: bake}, {type: window, window: {timezone: Mars/Olympus}}]
 """
     with pytest.raises(SpecError) as exc:
-        parse_pipeline(doc)
+        parse_pipeline(doc, now=datetime.now(UTC))
     text = "\n".join(exc.value.problems)
     assert "stages.0.gates.0.bake.duration: is required" in text, text
     assert "unknown time zone 'Mars/Olympus'" in text, text

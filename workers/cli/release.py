@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,10 @@ def release(
         raise fail("--version is required to start a release", 2)
     settings = Settings()
     try:
-        pipeline = _resolve(load_pipeline(what, clusters=known_clusters(settings)), Path(what))
+        pipeline = _resolve(
+            load_pipeline(what, clusters=known_clusters(settings), now=datetime.now(UTC)),
+            Path(what),
+        )
     except CodeError as exc:
         raise fail(exc) from None
     raise typer.Exit(run_async(_start(settings, pipeline, version, wait)))
