@@ -40,3 +40,12 @@ def parse_input(model: type[M], raw: Any, what: str) -> M:
         type=error_types.SPEC_ERROR,
         non_retryable=True,
     )
+
+
+def parse_for_validator(model: type[M], raw: Any, what: str) -> M:
+    """:func:`parse_input` for Update validators: a malformed argument is rejected with a
+    ``ValueError`` naming its fields (the Update fails, nothing enters history)."""
+    try:
+        return parse_input(model, raw, what)
+    except ApplicationError as err:
+        raise ValueError(err.message) from None

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         required,
     )
     from workflows.deployment.prepare import LaneRejected
-    from workflows.inputs import parse_input
+    from workflows.inputs import parse_for_validator, parse_input
     from workflows.lane_session import LaneSession
     from workflows.models import (
         ApplyVersionInput,
@@ -133,7 +133,7 @@ class DeploymentWorkflow:
 
     @approve.validator
     def _validate_approve(self, raw: Any) -> None:
-        inp = _parsed(ApproveInput, raw, "approve")
+        inp = parse_for_validator(ApproveInput, raw, "approve")
         if self.guard.on:  # identity on: the handler verifies, decides and audits
             return
         problem = gates.approve_problem(
@@ -393,11 +393,3 @@ class DeploymentWorkflow:
             reason=f"{spec.version} promoted"
             + (f", {stable} retired" if stable else " (first release)"),
         )
-
-
-def _parsed(model: type[ApproveInput], raw: Any, what: str) -> ApproveInput:
-    """For validators: a malformed argument is rejected with a ValueError naming its fields."""
-    try:
-        return parse_input(model, raw, what)
-    except ApplicationError as err:
-        raise ValueError(err.message) from None
