@@ -9,7 +9,8 @@
 * **resources**: RSS trend of the target's processes: Theil-Sen slope
   (``rust_core.theil_sen``) in MB/hour, significant by Mann-Kendall
   (``rust_core.mann_kendall``) at ``alpha``; breach when the trend is increasing,
-  significant and steeper than the limit.
+  significant, steeper than the limit, and has grown at least ``min_growth_mb``
+  over the judged window (a noise floor, like p99 drift's ``min_delta_ms``).
 
 The first failing check gives the breach reason."""
 
@@ -128,6 +129,7 @@ def rss_trend(points: list[TrendPoint], warmup_s: float) -> dict[str, float] | N
         "p_value": float(_get(mk, "p_value", 3)),
         "z": float(_get(mk, "z", 2)),
         "n": float(len(pts)),
+        "span_h": x[-1] - x[0],
     }
 
 
@@ -166,9 +168,17 @@ def _burn(plan: SoakPlan, slices: list[SliceSummary], now_s: float) -> list[dict
 
 
 def evaluate(
-    plan: SoakPlan, carry: SoakCarry, last: LoadStats, index: int, at_s: float
+    plan: SoakPlan,
+    carry: SoakCarry,
+    last: LoadStats,
+    index: int,
+    at_s: float,
+    *,
+    growth_floor: bool = True,
 ) -> CheckReport:
-    """Run every configured check after slice ``index`` (``carry`` already includes it)."""
+    """Run every configured check after slice ``index`` (``carry`` already includes it).
+    ``growth_floor=False`` judges RSS without ``min_growth_mb`` (runs started before the
+    floor existed replay as they ran)."""
     checks = plan.checks
     out: list[CheckOutcome] = []
     baseline_done = at_s >= plan.baseline.total_seconds() - 1e-6 and carry.baseline.completed > 0
@@ -227,10 +237,12 @@ def evaluate(
         if len(pts) >= rc.min_points:
             tr = rss_trend(pts, rc.warmup.total_seconds())
             if tr is not None:
+                grown = tr["slope"] * tr["span_h"]
                 breach = (
                     tr["slope"] > rc.max_rss_slope_mb_per_hour
                     and tr["p_value"] < rc.alpha
                     and tr["z"] > 0
+                    and (not growth_floor or grown >= rc.min_growth_mb)
                 )
                 out.append(
                     CheckOutcome(
@@ -241,7 +253,8 @@ def evaluate(
                         detail=(
                             f"RSS slope {tr['slope']:.1f} MB/h "
                             f"[{tr['low_slope']:.1f}, {tr['high_slope']:.1f}] "
-                            f"Mann-Kendall p={tr['p_value']:.3g} over {int(tr['n'])} points"
+                            f"Mann-Kendall p={tr['p_value']:.3g} over {int(tr['n'])} points, "
+                            f"{grown:+.1f} MB fitted (floor {rc.min_growth_mb:g} MB)"
                         ),
                     )
                 )

@@ -101,6 +101,14 @@ class ResourceCheck(_M):
 
     max_rss_slope_mb_per_hour: float = Field(50.0, gt=0)
     alpha: float = Field(0.05, gt=0, lt=1, description="Mann-Kendall significance")
+    min_growth_mb: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "noise floor: the fitted growth over the judged window (slope x span) must "
+            "reach this too, so allocator jitter over a short window is not a leak"
+        ),
+    )
     warmup: Duration = Field(default=human("0s"), description="ignore samples before this")
     min_points: int = Field(10, ge=4)
     sample_every: Duration = Field(default=human("5s"))

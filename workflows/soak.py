@@ -269,7 +269,9 @@ class SoakTestWorkflow:
         origin = (stats.started_at or 0.0) - start_s
         carry.trend = checks.thin(carry.trend + checks.trend_points(result.resources, origin))
         at_s = max(end_s, workflow.now().timestamp() - carry.started_at)
-        report = checks.evaluate(plan, carry, stats, result.index, end_s)
+        report = checks.evaluate(
+            plan, carry, stats, result.index, end_s, growth_floor=workflow.patched("rss-floor")
+        )
         report.at_s = at_s
         carry.last_check = report
         if report.breach:
