@@ -3,8 +3,9 @@
 * ``codectl login --as alice --groups release-managers [--mfa]`` (dev mode only: the
   settings' issuer is the local dev issuer ``codectl dev`` runs, ``CODE_IDENTITY_DEV`` on)
   sets the user's claims at the dev issuer and runs its authorization-code flow over
-  loopback HTTP (:func:`mint_dev_token`); ``codectl login --token-file F`` stores a token
-  issued elsewhere (production). The token is kept in ``<state>/identity/token`` with mode
+  loopback HTTP (:func:`mint_dev_token`). In production ``codectl login --token-file F``
+  stores a token issued elsewhere, plain ``codectl login`` stores ``$CODE_TOKEN`` when set,
+  else runs the configured issuer's OIDC device-code flow (:mod:`workers.cli.device`). The token is kept in ``<state>/identity/token`` with mode
   0600 and is never printed; every action codectl sends carries it
   (:func:`workers.cli.common.token`).
 * ``codectl whoami [--output json]`` verifies the stored token against the issuer's keys
@@ -26,6 +27,7 @@ from activities.settings import Settings
 from code_foundation import targets
 from code_foundation.errors import ConfigError, ServerUnavailable, TargetRefused
 from workers.cli.common import console, fail, token, token_path
+from workers.cli.device import LoginFailed, device_login
 from workers.cli.output import OUTPUT_HELP, check_output, emit
 
 REDIRECT = "http://127.0.0.1/codectl/callback"
@@ -109,36 +111,67 @@ def login(
     mfa: bool = typer.Option(False, "--mfa", help="dev mode: the token says MFA was used"),
     token_file: Path = typer.Option(None, "--token-file", help="store a token issued elsewhere"),
 ) -> None:
-    """Log in: store an OIDC token every codectl action then carries."""
+    """Log in: store an OIDC token every codectl action then carries (--as in dev mode;
+    --token-file; $CODE_TOKEN; else the issuer's device-code flow)."""
     settings = Settings()
     try:
-        if token_file is not None:
-            value = token_file.read_text(encoding="utf-8").strip()
-            if value.count(".") != 2:
-                raise ConfigError(f"{token_file} does not hold a JWT")
-        elif as_:
-            if not settings.identity_dev or not settings.identity_issuer:
-                raise ConfigError(
-                    "`codectl login --as` needs the dev issuer (CODE_IDENTITY_DEV=true and "
-                    "CODE_IDENTITY_ISSUER, as `codectl dev` sets); in production use --token-file"
-                )
-            value = mint_dev_token(
-                settings.identity_issuer,
-                as_,
-                audience=settings.identity_audience or "codectl",
-                groups=[g.strip() for g in groups.split(",") if g.strip()],
-                mfa=mfa,
-            )
-        else:
-            raise ConfigError("say who: --as NAME (dev) or --token-file FILE")
+        value = _obtain(settings, as_, groups, mfa, token_file)
     except (ConfigError, OSError) as exc:
         raise fail(
             exc if isinstance(exc, ConfigError) else f"cannot read {token_file}: {exc}", 2
         ) from None
-    except (ServerUnavailable, TargetRefused) as exc:
+    except (ServerUnavailable, TargetRefused, LoginFailed) as exc:
         raise fail(exc) from None
     path = store_token(value, settings)
     console.print(f"logged in; token stored in {path} (mode 0600)")
+
+
+def _jwt(value: str, source: str) -> str:
+    if value.count(".") != 2:
+        raise ConfigError(f"{source} does not hold a JWT")
+    return value
+
+
+def _obtain(
+    settings: Settings, as_: str | None, groups: str, mfa: bool, token_file: Path | None
+) -> str:
+    if token_file is not None:
+        return _jwt(token_file.read_text(encoding="utf-8").strip(), str(token_file))
+    if as_:
+        if not settings.identity_dev or not settings.identity_issuer:
+            raise ConfigError(
+                "`codectl login --as` needs the dev issuer (CODE_IDENTITY_DEV=true and "
+                "CODE_IDENTITY_ISSUER, as `codectl dev` sets); in production use "
+                "--token-file, CODE_TOKEN or the device-code flow (plain `codectl login`)"
+            )
+        return mint_dev_token(
+            settings.identity_issuer,
+            as_,
+            audience=settings.identity_audience or "codectl",
+            groups=[g.strip() for g in groups.split(",") if g.strip()],
+            mfa=mfa,
+        )
+    env = os.environ.get("CODE_TOKEN", "").strip()
+    if env:
+        return _jwt(env, "CODE_TOKEN")
+    if not settings.identity_issuer or not settings.identity_audience:
+        raise ConfigError(
+            "say how: --token-file FILE, CODE_TOKEN, or set CODE_IDENTITY_ISSUER and "
+            "CODE_IDENTITY_AUDIENCE for the device-code flow (--as NAME in dev mode)"
+        )
+
+    def prompt(uri: str, code: str, complete: str | None) -> None:
+        console.print(f"open [bold]{complete or uri}[/bold] and enter the code [bold]{code}[/bold]")
+        console.print("waiting for the login to be approved ...")
+
+    return device_login(
+        settings.identity_issuer,
+        settings.identity_audience,
+        prompt=prompt,
+        allowed=settings.allowed_targets,
+        dev=settings.identity_dev,
+        verify=settings.tls_verify(),
+    )
 
 
 def logout() -> None:
