@@ -327,7 +327,7 @@ async def test_secret_value_in_a_history_is_found_by_name(
     )
     assert cli.returncode == 1, cli.stdout + cli.stderr
     doc = json.loads(cli.stdout)
-    assert doc["schema"] == "code.certificate/v1" and doc["certificate"]["verdict"] == "fail"
+    assert doc["schema"] == "code.certify/v1" and doc["certificate"]["verdict"] == "fail"
     assert doc["certificate"]["previous_workflow_id"] == res.workflow_id
     assert sorted(p.name for p in out.iterdir()) == [
         "certificate.html",

@@ -3,10 +3,11 @@
 * ``codectl certify SERVICE --env E [--suite SUITE.yaml] [--window 30d] [--out DIR]
   [--output json]`` starts ``ReadinessWorkflow``, waits, writes ``certificate.json``,
   ``certificate.md`` and ``certificate.html`` into DIR (read back from the artifact store,
-  checksums verified) and prints the summary table; exit 0 pass, 1 fail.
+  checksums verified) and prints the summary table (``--output json``: one
+  ``code.certify/v1`` document, :mod:`workers.cli.output`); exit 0 pass, 1 fail.
 * ``codectl certify schedule SERVICE --env E --cron "0 6 * * 1" [--suite ...]`` creates a
   Temporal Schedule (overlap SKIP) so certification is continuous; each run is compared
-  with the previous certificate.
+  with the previous certificate (``--output json``: ``code.certify.schedule/v1``).
 * :func:`certify_and_print` (for ``codectl demo`` and tests) runs one certification with a
   client and prints the summary.
 
@@ -22,8 +23,6 @@ Wiring only: the formulas live in :mod:`workflows.readiness_formulas`."""
 
 from __future__ import annotations
 
-import json
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +35,10 @@ from activities.settings import Settings
 from code_foundation.errors import SpecError
 from code_foundation.loader import load_file
 from workers.cli.common import client_for, console, fail, identity, run_async, ui_link
-from workers.cli.output import OUTPUT_HELP, check_output
+from workers.cli.output import OUTPUT_HELP, check_output, emit
+
+CERTIFY_SCHEMA = "code.certify/v1"
+SCHEDULE_SCHEMA = "code.certify.schedule/v1"
 
 
 class SuiteFile(BaseModel):
@@ -142,6 +144,17 @@ def write_outputs(settings: Settings, result: Any, out: Path) -> list[Path]:
     return paths
 
 
+def certify_document(result: Any) -> dict[str, Any]:
+    """The ``code.certify/v1`` document of one certification (``--output json``)."""
+    return {
+        "workflow_id": result.workflow_id,
+        "verdict": result.verdict,
+        "reasons": list(result.reasons),
+        "certificate": result.certificate.model_dump(mode="json"),
+        "artifacts": [a.model_dump() for a in result.artifacts],
+    }
+
+
 def summary_table(cert: Any) -> Any:
     from rich.table import Table
 
@@ -242,19 +255,17 @@ def certify(
         client = await client_for(settings)
         if cron is not None:
             sid = await create_schedule(client, settings, inp, cron, schedule_id)
+            if output == "json":
+                doc = {"schedule_id": sid, "cron": cron, "service": service, "environment": env}
+                emit(SCHEDULE_SCHEMA, doc)
+                return 0
             console.print(f"schedule [bold]{sid}[/bold] created: `{cron}` → {service}/{env}")
             return 0
         result = await run_certification(client, settings, inp)
         if out is not None:
             write_outputs(settings, result, out)
         if output == "json":
-            doc = {
-                "schema": result.certificate.schema_version,
-                "workflow_id": result.workflow_id,
-                "certificate": result.certificate.model_dump(mode="json"),
-                "artifacts": [a.model_dump() for a in result.artifacts],
-            }
-            sys.stdout.write(json.dumps(doc) + "\n")
+            emit(CERTIFY_SCHEMA, certify_document(result))
         else:
             print_result(settings, result)
         return 0 if result.verdict == "pass" else 1

@@ -20,7 +20,9 @@ added within a version). The schemas:
 | ``code.lane/v1`` | ``lanes [SERVICE]`` | a JSON **array** (kept from before schemas), one object per lane, each with its ``schema``: ``lane``, ``workflow_id``, ``service``, ``environment``, ``holder`` ({``workflow_id``, ``kind``, ``description``, ...} or null), ``queue`` (same shape), ``granted_total``; a lane that cannot be read has ``error`` instead |
 | ``code.whoami/v1`` | ``whoami`` | ``sub``, ``email``, ``groups``, ``amr``, ``issuer``, ``expires``, ``roles`` ({environment: [role]}) |
 | ``code.policy.check/v1`` | ``policy check FILE`` | ``ok``, ``policy`` (the validated document) |
-| ``code.audit.list/v1`` | ``audit list`` | ``records``: [{``seq``, ``ts``, ``actor``, ``action``, ``subject``, ``detail``}] |"""
+| ``code.audit.list/v1`` | ``audit list`` | ``records``: [{``seq``, ``ts``, ``actor``, ``action``, ``subject``, ``detail``}] |
+| ``code.certify/v1`` | ``certify SERVICE`` | ``workflow_id``, ``verdict`` (pass/fail), ``reasons``, ``certificate`` (the ``code.certificate/v1`` document: ``schema_version``, ``categories``, ``rules``, ``suite``, ``diff``, ...), ``artifacts``: [{``name``, ``key``, ``version_id``, ``sha256``, ``size``}] |
+| ``code.certify.schedule/v1`` | ``certify schedule SERVICE`` | ``schedule_id``, ``cron``, ``service``, ``environment`` |"""
 
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ SCHEMAS = (
     "code.whoami/v1",
     "code.policy.check/v1",
     "code.audit.list/v1",
+    "code.certify/v1",
+    "code.certify.schedule/v1",
 )
 DEV_STATUS_SCHEMA = "code.dev.status/v1"
 LANE_SCHEMA = "code.lane/v1"
