@@ -314,3 +314,47 @@ def test_analysis_examples(stack: LiveStack, demo: dict[str, Any]) -> None:
         out = stack.cli("deploy", str(path), timeout=300)
         assert out.returncode in (0, 1), out.stdout + out.stderr
         assert "promoted" in out.stdout or "rolled_back" in out.stdout, out.stdout
+
+
+# ------------------------------------------------------------------ readiness/, policies/
+# every readiness suite loads as ``codectl certify --suite`` loads it (paths resolved, its
+# chaos experiments' endpoints asked of the stack's agent, soak/load plans and SLO files
+# valid, the SLOs for the demo service); every access policy passes
+# ``codectl policy check -o json``.
+HANDLED |= {"readiness", "policies"}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (EXAMPLES / "readiness").glob("*.y*ml")))
+def test_readiness_suite(
+    stack: LiveStack, demo: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.cli.certify import load_suite, readiness_input
+    from workflows.slo import parse_slos
+
+    for k, v in stack.env.items():
+        monkeypatch.setenv(k, v)
+    suite = load_suite(EXAMPLES / "readiness" / name)
+    assert suite.soak or suite.chaos or suite.load, name
+    inp = readiness_input("demo", "dev", "7d", suite)
+    assert inp.effective_rules() == suite.rules
+    for path in suite.rules.slo_files:
+        slos = parse_slos(Path(path).read_text(), path)
+        assert any(s.spec.service == "demo" for s in slos), path
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (EXAMPLES / "policies").glob("*.y*ml")))
+def test_access_policy(name: str) -> None:
+    import subprocess
+    import sys
+
+    path = EXAMPLES / "policies" / name
+    out = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "policy", "check", str(path), "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["schema"] == "code.policy.check/v1" and doc["ok"] is True
+    assert doc["policy"]["bindings"], name
