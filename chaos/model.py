@@ -36,6 +36,7 @@ from chaos.k8s_probes import probe_target_problem
 from chaos.tolerance import StatusTolerance, Tolerance
 from code_foundation.durations import Duration
 from code_foundation.errors import SpecError
+from code_foundation.notify_ref import NotifyRef
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _MODE = re.compile(r"^(one|all|fixed\((\d+)\)|percent\((\d+(?:\.\d+)?)\))$")
@@ -206,6 +207,7 @@ class Experiment(_Model):
     rollbacks: list[RollbackAction] = Field(default_factory=list)
     controls: Controls = Field(default_factory=lambda: Controls.model_validate({}))
     source: str = Field("", description="file it was loaded from (informational)")
+    notifications: NotifyRef | None = Field(None, description="sinks (by name) told of the run")
 
     @model_validator(mode="after")
     def _unique_and_protected(self) -> Experiment:

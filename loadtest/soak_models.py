@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from code_foundation.durations import Duration, human
 from code_foundation.errors import SpecError
 from code_foundation.loader import problems_of, read_text
+from code_foundation.notify_ref import NotifyRef
 from loadtest.safety import load_target_problem
 from loadtest.scenario import Scenario, _load_yaml, load_scenario
 from loadtest.stats import LoadStats
@@ -135,6 +136,7 @@ class SoakPlan(_M):
     max_vus: int = Field(200, ge=1, le=10_000)
     checks: SoakChecks = Field(default_factory=SoakChecks)
     slices_per_run: int = Field(48, ge=1, le=500, description="continue-as-new after this many")
+    notifications: NotifyRef | None = Field(None, description="sinks (by name) told of the run")
 
     @model_validator(mode="after")
     def _times(self) -> SoakPlan:

@@ -21,14 +21,13 @@ durable: a new worker replays it and continues). A rollback is retried per
 workflow FAILS with ``RollbackFailed`` — it is never silently skipped. A revert that
 finds nothing in place (never injected, already gone) is ``nothing-to-revert``, not a
 failure; the failure names the injected faults that may still be in place.
-Terminating a workflow runs no code at all: use cancel (``codectl chaos
-cancel``) or abort instead; a terminated experiment can leave its faults in
-place (recover with the experiment's rollbacks run by hand).
+Terminating runs no code at all: use cancel (``codectl chaos cancel``) or abort; a
+terminated experiment can leave its faults in place (run its rollbacks by hand).
 
 Status: ``completed`` (the method ran; ``deviated`` says whether the steady
 state held), ``aborted`` (abort condition or manual abort), ``failed``
 (activity or rollback failure, protected/no targets), ``interrupted``
-(cancelled)."""
+(cancelled). Sinks named in ``notifications`` hear of it (:mod:`workflows.chaos_notify`)."""
 
 from __future__ import annotations
 
@@ -71,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         ROLLBACK_FAILED,
     )
     from code_foundation.names import CA, SA_ENVIRONMENT, SA_KIND, SA_SERVICE, W
+    from workflows.chaos_notify import notifier
     from workflows.chaos_rollbacks import Shield, cause, failure_message, rollback_all, store_report
     from workflows.chaos_window import BATCHES_PATCH, PLATFORM_RETRY, FaultWindow
     from workflows.inputs import parse_input
@@ -134,6 +134,7 @@ class ChaosExperimentWorkflow:
     def _event(self, kind: EventKind, message: str) -> None:
         if self._journal is not None:
             self._journal.events.append(Event(at=workflow.now(), kind=kind, message=message))
+            self._notify.saw(kind, message)  # chaos.started, the first chaos.deviated
             workflow.logger.info("[%s] %s", kind, message)
 
     def _aborts(self, reason: str) -> None:
@@ -197,6 +198,7 @@ class ChaosExperimentWorkflow:
         inp = parse_input(ChaosRunInput, raw, "the chaos experiment input")
         exp = inp.experiment
         seed = inp.seed if inp.seed is not None else exp.seed
+        self._notify = notifier(exp)
         self._journal = j = Journal(
             workflow_id=workflow.info().workflow_id,
             title=exp.title,
@@ -246,6 +248,7 @@ class ChaosExperimentWorkflow:
         problem = await store_report(self._shield, j)
         if problem is not None:
             self._event("report", f"the report could not be stored: {problem}")
+        await self._notify.finish(j)  # chaos.finished or chaos.rollback_failed
         # an abort Update still running finishes before the run ends
         await workflow.wait_condition(workflow.all_handlers_finished)
         if cancelled:

@@ -42,6 +42,16 @@ EventKind = Literal[
     "deployment.rolled_back",
     "deployment.failed",
     "deployment.aborted",
+    "release.started",
+    "release.stage_started",
+    "release.stage_finished",
+    "release.finished",
+    "chaos.started",
+    "chaos.deviated",
+    "chaos.finished",
+    "chaos.rollback_failed",
+    "soak.check_breached",
+    "soak.finished",
     "test",
 ]
 SinkKind = Literal["webhook", "slack", "alertmanager"]
@@ -50,6 +60,9 @@ SEVERITY: dict[str, str] = {
     "deployment.rolled_back": "warning",
     "deployment.failed": "critical",
     "deployment.aborted": "warning",
+    "chaos.deviated": "warning",
+    "chaos.rollback_failed": "critical",
+    "soak.check_breached": "warning",
 }
 
 

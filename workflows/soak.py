@@ -15,7 +15,8 @@ The run input is ``Any``, validated with :func:`workflows.inputs.parse_input` (a
 fails the run with ``SpecError``); a malformed ``abort`` signal is ignored and noted in
 ``status.notes``.
 At the end a report activity renders PNG + HTML + Markdown into the artifact
-store. Signals: ``abort``. Query: ``status``."""
+store. Signals: ``abort``. Query: ``status``. Sinks named in ``plan.notifications`` hear
+``soak.check_breached`` and ``soak.finished`` (:mod:`workflows.run_notify`)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from loadtest.stats import LoadStats
     from workflows.inputs import parse_input
+    from workflows.run_notify import soak_notifier
 
 MAX_NOTES = 20
 
@@ -158,6 +160,9 @@ class SoakTestWorkflow:
             carry.aborted = self._abort
         verdict: Verdict = "fail" if carry.breach else ("aborted" if carry.aborted else "pass")
         reason = carry.breach.reason if carry.breach else carry.aborted
+        notify = soak_notifier(plan, carry.versions)  # sinks named in plan.notifications
+        if carry.breach:
+            await notify.emit("soak.check_breached", outcome=verdict, reason=reason)
         self._set_phase("reporting")
         report: SoakReportResult | None = None
         try:
@@ -177,6 +182,7 @@ class SoakTestWorkflow:
         if self._status is not None:
             self._status.verdict = verdict
             self._status.reason = reason
+        await notify.emit("soak.finished", outcome=verdict, reason=reason)
         self._set_phase("done")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return SoakResult(
