@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from code_foundation.durations import Duration, human
 from code_foundation.errors import SpecError
 from code_foundation.loader import load_file, load_text, problems_of
+from workflows.notify_spec import Notifications
 from workflows.release_window import DeployWindow
 from workflows.spec import (
     Approvals,
@@ -185,6 +186,9 @@ class PipelineSpec(_Model):
     strategies: dict[str, Strategy] = Field(default_factory=dict)
     stages: list[Stage] = Field(min_length=1)
     failure_policy: FailurePolicy = "rollback_all"
+    notifications: Notifications | None = Field(
+        None, description="release started / stage started / stage finished / finished events"
+    )
 
     def order(self) -> list[Stage]:
         """Stages in execution order (dependencies first, else as written)."""

@@ -26,14 +26,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
-from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
-    from code_foundation.error_types import SPEC_ERROR
+    from code_foundation.error_types import RELEASE_NOT_PROMOTED, SPEC_ERROR
     from code_foundation.names import (
-        SA_ENVIRONMENT,
         SA_KIND,
         SA_OUTCOME,
         SA_SERVICE,
@@ -41,16 +39,17 @@ with workflow.unsafe.imports_passed_through():
         A,
         W,
     )
+    from workflows import release_events as events
     from workflows.inputs import parse_input
     from workflows.models import (
         ApproveInput,
         ApproveResult,
         ControlInput,
-        DeployInput,
-        DeployResult,
     )
-    from workflows.outcome import deploy_result_from_failure
+    from workflows.outcome import not_promoted_failure
     from workflows.pipeline_spec import PipelineSpec, Stage, Wave, pipeline_problems
+    from workflows.release_admit import admit_release
+    from workflows.release_deploy import deploy_target
     from workflows.release_gates import (
         RETRY,
         ApprovalState,
@@ -67,6 +66,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.release_policy import apply_failure_policy
     from workflows.slo import AuditInput, AuditResult
+
+
+NOT_RELEASED_FAILS = "release-not-promoted-fails"
+"""Patch: a release that is not released ends FAILED (red in the Web UI) carrying its
+``ReleaseResult``; histories recorded before it completed and replay as they ran."""
 
 
 class TargetFailed(Exception):
@@ -201,6 +205,8 @@ class ReleaseWorkflow:
                 "invalid pipeline: " + "; ".join(problems), type=SPEC_ERROR, non_retryable=True
             )
         st = self.progress = inp.carry or self._fresh(p, inp.version)
+        if inp.carry is not None and inp.carry.paused:  # a pause signal may have come first
+            self._paused = True
         if inp.set_search_attributes and inp.carry is None:
             workflow.upsert_search_attributes(
                 [
@@ -210,30 +216,74 @@ class ReleaseWorkflow:
                     SA_OUTCOME.value_set("running"),
                 ]
             )
+        if inp.carry is None:
+            await self._admit(inp)  # a refused starter: nothing starts
+            await events.emit(p, st, "release.started")
         try:
             order = p.order()
             for i, stage in enumerate(order):
                 if stage.name in st.done_stages:
                     continue
-                await self._stage(p, stage)
+                await self._stage_with_events(p, stage)
                 st.done_stages.append(stage.name)
-                if i + 1 < len(order) and workflow.info().is_continue_as_new_suggested():
+                if i + 1 < len(order) and self._history_full():
+                    self.check_abort()  # an abort is never lost to a continue-as-new
                     await workflow.wait_condition(workflow.all_handlers_finished)
-                    workflow.continue_as_new(inp.model_copy(update={"carry": st}))
+                    st.paused = self._paused
+                    workflow.continue_as_new(self._inp.model_copy(update={"carry": st}))
             st.outcome, st.phase, st.reason = "promoted", "done", f"{inp.version} released"
         except (GateFailed, TargetFailed, ReleaseAborted) as exc:
             await apply_failure_policy(self, p, str(exc), isinstance(exc, ReleaseAborted))
         st.gate, st.stage, st.wave = None, None, None
+        await events.emit(p, st, "release.finished", outcome=st.outcome, reason=st.reason)
         if inp.set_search_attributes:
             workflow.upsert_search_attributes([SA_OUTCOME.value_set(st.outcome)])
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return ReleaseResult(
+        result = ReleaseResult(
             release_id=st.release_id,
             outcome=st.outcome,
             version=st.version,
             reason=st.reason,
             cells=list(st.cells),
         )
+        if st.outcome != "promoted" and workflow.patched(NOT_RELEASED_FAILS):
+            raise not_promoted_failure(result, RELEASE_NOT_PROMOTED)  # FAILED, with the result
+        return result
+
+    async def _admit(self, inp: ReleaseInput) -> None:
+        """The starter check of every environment the pipeline touches."""
+        try:
+            who = await admit_release(inp.token, inp.pipeline, inp.version)
+        except ApplicationError as err:
+            st = self.progress
+            st.outcome, st.phase, st.reason = "failed", "done", err.message
+            if inp.set_search_attributes:
+                workflow.upsert_search_attributes([SA_OUTCOME.value_set("failed")])
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise
+        if who is not None:  # the verified starter, not a self-asserted name
+            self._inp = inp.model_copy(update={"actor": who})
+
+    async def _stage_with_events(self, p: PipelineSpec, stage: Stage) -> None:
+        st = self.progress
+        await events.emit(p, st, "release.stage_started", stage=stage)
+        try:
+            await self._stage(p, stage)
+        except (GateFailed, TargetFailed, ReleaseAborted) as exc:
+            await events.emit(
+                p, st, "release.stage_finished", stage=stage, outcome="failed", reason=str(exc)
+            )
+            raise
+        await events.emit(p, st, "release.stage_finished", stage=stage, outcome="passed")
+
+    def _history_full(self) -> bool:
+        """Continue-as-new now: the server suggests it, or the history passed the input's
+        ``max_history_events`` (None: only the server's suggestion)."""
+        info = workflow.info()
+        limit = self._inp.max_history_events if self._inp else None
+        if info.is_continue_as_new_suggested():
+            return True
+        return limit is not None and info.get_current_history_length() >= limit
 
     def _fresh(self, p: PipelineSpec, version: str) -> ReleaseStatus:
         cells = [
@@ -304,7 +354,9 @@ class ReleaseWorkflow:
                     break
             running[0] += 1
             try:
-                await self._deploy(p, stage, c)
+                if self._inp is None:
+                    raise RuntimeError("the release has not started")
+                await deploy_target(self._inp, p, stage, c, self._children)
             finally:
                 running[0] -= 1
             if c.phase != "promoted":
@@ -332,52 +384,6 @@ class ReleaseWorkflow:
 
     def _stopping(self) -> bool:
         return self._stop_wave or self._abort is not None
-
-    async def _deploy(self, p: PipelineSpec, stage: Stage, c: TargetCell) -> None:
-        inp = self._inp
-        if inp is None:
-            raise RuntimeError("the release has not started")
-        spec = p.target_spec(stage, stage.target(c.target), inp.version)
-        c.workflow_id, c.phase = spec.workflow_id(), "running"
-        attrs = None
-        if inp.set_search_attributes:
-            attrs = TypedSearchAttributes(
-                [
-                    SearchAttributePair(SA_SERVICE, spec.service),
-                    SearchAttributePair(SA_ENVIRONMENT, spec.environment),
-                    SearchAttributePair(SA_VERSION, spec.version),
-                    SearchAttributePair(SA_KIND, "deployment"),
-                    SearchAttributePair(SA_OUTCOME, "running"),
-                ]
-            )
-        try:
-            handle = await workflow.start_child_workflow(
-                W.DEPLOYMENT,
-                DeployInput(
-                    spec=spec, actor=inp.actor, set_search_attributes=inp.set_search_attributes
-                ),
-                id=spec.workflow_id(),
-                result_type=DeployResult,
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=attrs,
-                static_summary=f"{stage.name}: {spec.service} {spec.version} to {c.target}",
-            )
-        except Exception as exc:  # noqa: BLE001 - e.g. the id is taken by a direct deploy
-            c.phase, c.reason = "failed", f"could not start {spec.workflow_id()}: {exc}"
-            return
-        self._children[c.target + "@" + stage.name] = handle
-        try:
-            res: DeployResult = await handle
-        except ChildWorkflowError as err:
-            carried = deploy_result_from_failure(err)  # a not-promoted run carries its result
-            if carried is None:
-                c.phase, c.reason = "failed", str(err.cause or err)
-                return
-            res = carried
-        c.previous_version = res.previous_version
-        c.phase = res.outcome if res.outcome != "running" else "failed"
-        c.reason = res.reason
-        c.weights = {res.version: 100} if res.outcome == "promoted" else {}
 
 
 def st_id(wf: ReleaseWorkflow) -> str:

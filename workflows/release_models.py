@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.notify_spec import NotificationRecord
 from workflows.pipeline_spec import PipelineSpec
 
 CellPhase = Literal[
@@ -67,6 +68,9 @@ class ReleaseStatus(_M):
     outcome: ReleaseOutcome = "running"
     reason: str = ""
     events: list[ReleaseEvent] = Field(default_factory=list, description="the last 30")
+    notifications: list[NotificationRecord] = Field(
+        default_factory=list, description="the release's notification events (ids, delivery)"
+    )
 
 
 class ReleaseInput(_M):
@@ -74,6 +78,12 @@ class ReleaseInput(_M):
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$")
     actor: str = "unknown"
     set_search_attributes: bool = True
+    token: str | None = Field(
+        None, repr=False, description="the starter's OIDC token (checked per environment)"
+    )
+    max_history_events: int | None = Field(
+        None, ge=200, description="continue-as-new at a stage boundary past this many events"
+    )
     carry: ReleaseStatus | None = Field(None, description="set by continue-as-new only")
 
 

@@ -19,6 +19,7 @@ from tests.waiting import wait_until_async
 from workers.clusters import ensure_clusters
 from workflows.client import connect
 from workflows.pipeline_spec import PipelineSpec
+from workflows.release_client import release_result
 from workflows.release_models import ReleaseInput, ReleaseResult, ReleaseStatus, release_id
 
 pytestmark = pytest.mark.integration
@@ -99,7 +100,7 @@ async def test_abort_during_wave_two_restores_every_target(live_stack: LiveStack
     finally:
         live_stack.env.pop("CODE_IDENTITY")
     assert out.returncode == 0, out
-    res: ReleaseResult = await asyncio.wait_for(h.result(), 240)
+    res: ReleaseResult = await asyncio.wait_for(release_result(h), 240)
     assert res.outcome == "aborted", res.reason
     phases = {c.target if c.stage == "prod" else c.stage: c.phase for c in res.cells}
     assert phases == {

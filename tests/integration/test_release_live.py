@@ -23,6 +23,7 @@ from tests.waiting import wait_until_async
 from workers.clusters import ensure_clusters
 from workflows.client import connect
 from workflows.pipeline_spec import PipelineSpec, load_pipeline
+from workflows.release_client import release_result
 from workflows.release_models import ReleaseInput, ReleaseResult, release_id
 from workflows.release_models import ReleaseStatus as ReleaseStatusModel
 
@@ -78,7 +79,7 @@ async def run_release(live: LiveStack, p: PipelineSpec, version: str) -> Release
         task_queue=live.settings.task_queue,
         result_type=ReleaseResult,
     )
-    return await asyncio.wait_for(h.result(), 400)
+    return await asyncio.wait_for(release_result(h), 400)
 
 
 async def test_good_then_bad_version_across_real_clusters(live_stack: LiveStack) -> None:
@@ -170,7 +171,7 @@ async def test_worker_killed_mid_wave_the_release_finishes(live_stack: LiveStack
     await wait_until_async(wave_two, 120, "wave 2 running")
     await asyncio.to_thread(live_stack.kill_worker)
     await asyncio.to_thread(live_stack.start_worker)
-    res: ReleaseResult = await asyncio.wait_for(h.result(), 300)
+    res: ReleaseResult = await asyncio.wait_for(release_result(h), 300)
     assert res.outcome == "promoted", res.reason
     for name, url in agents.items():
         st = await agent_get(url, f"/v1/services/{svc}/prod")

@@ -20,8 +20,9 @@ from tests.workflows.release_fakes import MultiFake
 from workflows.deployment import DeploymentWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.models import ApproveInput, ControlInput
-from workflows.pipeline_spec import parse_pipeline
+from workflows.pipeline_spec import PipelineSpec, parse_pipeline
 from workflows.release import ReleaseWorkflow
+from workflows.release_client import release_result
 from workflows.release_models import ReleaseInput, ReleaseResult, ReleaseStatus
 from workflows.rollback import RollbackWorkflow
 
@@ -35,7 +36,7 @@ CANARY = """
 """
 
 
-def pipeline(stages: str, policy: str = "rollback_all", deployment: str = CANARY) -> object:
+def pipeline(stages: str, policy: str = "rollback_all", deployment: str = CANARY) -> PipelineSpec:
     return parse_pipeline(
         f"""
 service: shop
@@ -79,13 +80,12 @@ def worker(env: WorkflowEnvironment, fake: MultiFake) -> tuple[Worker, str]:
     )
 
 
-async def start(env: WorkflowEnvironment, p: object, version: str, tq: str) -> WorkflowHandle:
+async def start(env: WorkflowEnvironment, p: PipelineSpec, version: str, tq: str) -> WorkflowHandle:
     return await env.client.start_workflow(
         ReleaseWorkflow.run,
         ReleaseInput(pipeline=p, version=version, actor="tester", set_search_attributes=False),
         id=f"release-shop-{version}-{uuid.uuid4().hex[:6]}",
         task_queue=tq,
-        result_type=ReleaseResult,
     )
 
 
@@ -96,7 +96,7 @@ async def status_when(
         st: ReleaseStatus = await h.query(ReleaseWorkflow.status)
         return st if cond(st) else None
 
-    return await wait_until_async(probe, 20, what)
+    return await wait_until_async(probe, 20, what)  # type: ignore[arg-type]
 
 
 def gate_to_failure(st: ReleaseStatus, gate: str) -> timedelta:
@@ -120,7 +120,7 @@ async def test_good_version_goes_through_every_stage_and_wave(ts_env: WorkflowEn
         fake.seed(env, cl, "v1")
     w, tq = worker(ts_env, fake)
     async with w:
-        res: ReleaseResult = await (await start(ts_env, pipeline(PROD), "v2", tq)).result()
+        res: ReleaseResult = await release_result(await start(ts_env, pipeline(PROD), "v2", tq))
     assert res.outcome == "promoted", res.reason
     assert set(phases(res).values()) == {"promoted"}
     for key in ("prod/eu-canary", "prod/eu-1", "prod/us-1", "staging/local"):
@@ -145,7 +145,7 @@ async def test_bad_version_fails_in_the_canary_cluster_and_everything_goes_back(
     )
     w, tq = worker(ts_env, fake)
     async with w:
-        res: ReleaseResult = await (await start(ts_env, p, "v3", tq)).result()
+        res: ReleaseResult = await release_result(await start(ts_env, p, "v3", tq))
     assert res.outcome == "rolled_back", res.reason
     got = phases(res)
     assert got["staging/local"] == "restored"  # changed by this release: put back
@@ -168,7 +168,7 @@ async def test_abort_during_wave_two_restores_every_target_with_the_aborters_ide
         h = await start(ts_env, pipeline(PROD, deployment=slow), "v4", tq)
         await _skip_until_wave_two(ts_env, h)  # staging and canary pauses, the bake
         await h.signal(ReleaseWorkflow.abort, ControlInput(identity="carol", reason="stop"))
-        res: ReleaseResult = await h.result()
+        res: ReleaseResult = await release_result(h)
     assert res.outcome == "aborted", res.reason
     got = phases(res)
     assert got["prod/eu-1"] == got["prod/us-1"] == "aborted"  # stopped, rolled back
@@ -211,7 +211,7 @@ async def test_a_deploy_window_three_days_out_holds_then_proceeds(
         h = await start(ts_env, pipeline(stages, deployment=""), "v1", tq)
         st = await status_when(h, lambda s: (s.gate or "").startswith("window closed"), "held")
         assert st.cells[0].phase == "pending"
-        res: ReleaseResult = await h.result()
+        res: ReleaseResult = await release_result(h)
         after = await ts_env.get_current_time()
     assert res.outcome == "promoted", res.reason
     opens = datetime.combine(today + timedelta(days=3), datetime.min.time(), UTC)
@@ -238,7 +238,7 @@ async def test_six_hour_bake_with_a_breach_at_four_hours_fails_the_stage(
     w, tq = worker(ts_env, fake)
     async with w:
         h = await start(ts_env, pipeline(stages, deployment=""), "v2", tq)
-        res: ReleaseResult = await h.result()
+        res: ReleaseResult = await release_result(h)
         st: ReleaseStatus = await h.query(ReleaseWorkflow.status)
     assert res.outcome == "rolled_back", res.reason
     assert "breached" in res.reason and "4:00:00" in res.reason, res.reason
@@ -267,7 +267,7 @@ async def test_approval_timeouts_are_per_stage(ts_env: WorkflowEnvironment) -> N
         await status_when(h, lambda s: s.waiting_for_approval and s.stage == "staging", "gate 1")
         ok = await h.execute_update(ReleaseWorkflow.approve, ApproveInput(identity="alice"))
         assert ok.accepted
-        res: ReleaseResult = await h.result()  # nobody approves prod: 3 h later it fails
+        res: ReleaseResult = await release_result(h)  # nobody approves prod: 3 h later it fails
         st: ReleaseStatus = await h.query(ReleaseWorkflow.status)
     assert res.outcome == "rolled_back" and "no approval within 3:00:00" in res.reason, res.reason
     assert abs(gate_to_failure(st, "gate prod.gates[0]") - timedelta(hours=3)) < timedelta(
@@ -306,7 +306,7 @@ async def test_rollback_wave_restores_only_the_failed_wave(ts_env: WorkflowEnvir
     )
     w, tq = worker(ts_env, fake)
     async with w:
-        res = await (await start(ts_env, pipeline(stages, "rollback_wave"), "v5", tq)).result()
+        res = await release_result(await start(ts_env, pipeline(stages, "rollback_wave"), "v5", tq))
     assert res.outcome == "failed", res.reason  # nothing of the failed wave was left changed
     got = phases(res)
     assert got["prod/eu-canary"] == "promoted"  # an earlier wave: kept
@@ -331,7 +331,7 @@ async def test_halt_waits_for_a_decision_then_abort_rolls_back(ts_env: WorkflowE
             assert fake.clusters["prod/eu-canary"].weights == {"v6": 100}  # left as it is
         finally:  # the decision: never leave a halted release running
             await h.signal(ReleaseWorkflow.abort, ControlInput(identity="dave", reason="undo"))
-        res: ReleaseResult = await h.result()
+        res: ReleaseResult = await release_result(h)
     assert res.outcome == "aborted", res.reason
     assert phases(res)["prod/eu-canary"] == "restored"
     assert fake.clusters["prod/eu-canary"].weights == {"v1": 100}
@@ -355,5 +355,5 @@ async def test_pause_holds_at_the_wave_boundary_until_resumed(ts_env: WorkflowEn
             assert all(fake.clusters[f"prod/{c.target}"].journal == [] for c in later)
         finally:  # never leave it paused
             await h.signal(ReleaseWorkflow.resume, ControlInput(identity="erin"))
-        res: ReleaseResult = await h.result()
+        res: ReleaseResult = await release_result(h)
     assert res.outcome == "promoted", res.reason

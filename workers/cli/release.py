@@ -27,9 +27,10 @@ from activities.platform.clusters import known_clusters
 from activities.settings import Settings
 from code_foundation.errors import CodeError
 from code_foundation.names import SA_KIND, SA_OUTCOME, SA_SERVICE, SA_VERSION, W
-from workers.cli.common import client_for, console, fail, identity, run_async, ui_link
+from workers.cli.common import client_for, console, fail, identity, run_async, token, ui_link
 from workers.cli.output import check_output, emit
 from workflows.pipeline_spec import PipelineSpec, load_pipeline
+from workflows.release_client import release_result
 from workflows.release_models import ReleaseInput, ReleaseResult, ReleaseStatus, release_id
 
 RELEASE_SCHEMA = "code.release/v1"
@@ -95,7 +96,7 @@ async def _start(settings: Settings, p: PipelineSpec, version: str, wait: bool) 
     )
     handle = await client.start_workflow(
         W.RELEASE,
-        ReleaseInput(pipeline=p, version=version, actor=identity()),
+        ReleaseInput(pipeline=p, version=version, actor=identity(), token=token()),
         id=rid,
         task_queue=settings.task_queue,
         search_attributes=attrs,
@@ -108,7 +109,7 @@ async def _start(settings: Settings, p: PipelineSpec, version: str, wait: bool) 
 
 
 async def _follow(handle: Any) -> int:
-    result_task = asyncio.ensure_future(handle.result(result_type=ReleaseResult))
+    result_task = asyncio.ensure_future(release_result(handle, result_type=ReleaseResult))
     with Live(console=console, refresh_per_second=4) as live:
         while not result_task.done():
             with contextlib.suppress(Exception):  # between tasks: the next poll shows it
