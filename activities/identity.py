@@ -12,14 +12,17 @@ and is refused unless ``CODE_IDENTITY_DEV`` is on. The JWKS is cached per proces
 verifies: rotation) re-fetches now. Only public key members are ever returned. An
 unreachable issuer is the retryable ``ServerUnavailable``; a bad policy file a
 ``SpecError`` naming every field. :class:`IdentitySource` is usable outside activities (the
-codec server)."""
+codec server). :class:`RejectionAudit` writes the denials Update validators reject into
+the ledger (:func:`workflows.identity_gate.audit_rejections`)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -31,8 +34,11 @@ from code_foundation.errors import ConfigError, ServerUnavailable, TargetRefused
 from code_foundation.loader import load_file
 from code_foundation.names import A
 from workflows.identity import IdentityConfig
-from workflows.identity_gate import IdentityPinInput, enforce
+from workflows.identity_gate import IdentityPinInput, audit_rejections, enforce
 from workflows.policy import Policy
+from workflows.slo import AuditInput
+
+log = logging.getLogger(__name__)
 
 _PUBLIC = {"kty", "kid", "use", "alg", "key_ops", "n", "e", "crv", "x", "y"}
 
@@ -145,9 +151,40 @@ class IdentityActivities:
         return await asyncio.to_thread(self.source.config, inp.refresh)
 
 
+class RejectionAudit:
+    """The sink of the denials Update validators reject (Temporal records no rejected
+    Update, so no activity can): each goes into the ledger's hash chain from one writer
+    thread, outside the workflow, and nothing comes back to it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.effective_ledger_url()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identity-audit")
+        self._ledger: Any = None
+
+    def _write(self, rec: AuditInput) -> None:
+        from activities.ledger import Ledger
+
+        try:
+            if self._ledger is None:
+                self._ledger = Ledger(self.url, lazy=True)
+            self._ledger.audit(rec.actor, rec.action, rec.subject, rec.detail)
+        except Exception:  # a lost audit record is logged loudly, never raised into a workflow
+            log.exception("could not audit a rejected update: %s %s", rec.action, rec.subject)
+
+    def __call__(self, rec: AuditInput) -> None:
+        self._pool.submit(self._write, rec)
+
+    def flush(self) -> None:
+        """Wait until every record handed over so far is written."""
+        self._pool.submit(lambda: None).result()
+
+
 def identity_activities(settings: Settings) -> list[Callable[..., Any]]:
     """The activity; registering it with identity configured turns enforcement on for this
-    worker's workflows (:func:`workflows.identity_gate.enforce`)."""
+    worker's workflows (:func:`workflows.identity_gate.enforce`) and audits the denials
+    their Update validators reject (:class:`RejectionAudit`)."""
     acts = IdentityActivities(settings)
-    enforce(acts.source.configured)
+    on = acts.source.configured
+    enforce(on)
+    audit_rejections(RejectionAudit(settings) if on else None)
     return [acts.pin]

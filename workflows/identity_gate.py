@@ -182,30 +182,71 @@ class IdentityGuard:
             raise ApplicationError("identity keys are not pinned", type=IDENTITY_DENIED)
         return self.cfg
 
+    def precheck(
+        self, token: str | None, action: str, environment: str, service: str
+    ) -> Decision | None:
+        """The decision :meth:`check` would reach, without I/O (an Update validator's):
+        None when no pinned key verifies the token (:meth:`check` refreshes the keys
+        first, in the handler)."""
+        cfg = self._cfg()
+        try:
+            principal = verify(token, cfg, workflow.now())
+        except TokenRejected as exc:
+            if exc.unknown_key:
+                return None
+            return Decision(allowed=False, action=action, reason=f"token refused: {exc.reason}")
+        return decide(cfg.policy, principal, action, environment, service, starter=self.starter)
+
     async def audit(self, decision: Decision, subject: str, claimed: str = "") -> None:
         """``decision`` as one record of the hash-chained audit log."""
         self.decisions.append(decision)
-        detail: dict[str, str] = {
-            "decision": "allowed" if decision.allowed else "denied",
-            "reason": decision.reason[:500],
-            "roles": ",".join(decision.roles),
-            "workflow_id": workflow.info().workflow_id,
-            **{f"claim.{k}": v[:200] for k, v in decision.claims.items()},
-        }
-        if claimed:
-            detail["claimed_identity"] = claimed[:200]
         await workflow.execute_activity(
             A.AUDIT,
-            AuditInput(
-                actor=decision.principal or "unverified",
-                action=f"identity.{decision.action}",
-                subject=subject,
-                detail=detail,
-            ),
+            audit_input(decision, subject, claimed),
             result_type=AuditResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_RETRY,
         )
+
+
+def audit_input(decision: Decision, subject: str, claimed: str = "") -> AuditInput:
+    """The audit record of one decision (never a token)."""
+    detail: dict[str, str] = {
+        "decision": "allowed" if decision.allowed else "denied",
+        "reason": decision.reason[:500],
+        "roles": ",".join(decision.roles),
+        "workflow_id": workflow.info().workflow_id,
+        **{f"claim.{k}": v[:200] for k, v in decision.claims.items()},
+    }
+    if claimed:
+        detail["claimed_identity"] = claimed[:200]
+    return AuditInput(
+        actor=decision.principal or "unverified",
+        action=f"identity.{decision.action}",
+        subject=subject,
+        detail=detail,
+    )
+
+
+_REJECTIONS: dict[str, Callable[[AuditInput], None] | None] = {"sink": None}
+
+
+def audit_rejections(sink: Callable[[AuditInput], None] | None) -> None:
+    """Where this process's workers record the denials Update validators reject (the
+    worker registers a ledger writer with :mod:`activities.identity`). Temporal keeps no
+    trace of a rejected Update, so no activity can audit it: the validator hands the
+    record to this sink, which writes it outside the workflow and never feeds back."""
+    _REJECTIONS["sink"] = sink
+
+
+def report_rejected(decision: Decision, subject: str, claimed: str = "") -> None:
+    """Audit a denial an Update validator rejects (live only: a rejected Update is never
+    in a history, so a replay never calls this)."""
+    sink = _REJECTIONS["sink"]
+    if sink is not None and not workflow.unsafe.is_replaying():
+        record = audit_input(decision, subject, claimed)
+        record.detail["rejected_by"] = "update validator"
+        sink(record)
 
 
 def denied(checked: Checked) -> ApplicationError:

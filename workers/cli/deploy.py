@@ -153,15 +153,26 @@ def signal_command(name: str, doc: str) -> Callable[..., None]:
 
 
 async def _signal(workflow_id: str, name: str, reason: str, actor: str) -> int:
+    """A deployment gets the Update (a refusal is an error, exit 1; nothing changed);
+    other workflows (releases) get the Signal."""
+    from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError
 
+    from code_foundation.names import W
+    from workflows.deployment.control import ControlResult
     from workflows.models import ControlInput
 
     client = await client_for(Settings())
+    handle = client.get_workflow_handle(workflow_id)
+    arg = ControlInput(identity=actor, reason=reason, token=token())
     try:
-        await client.get_workflow_handle(workflow_id).signal(
-            name, ControlInput(identity=actor, reason=reason, token=token())
-        )
+        if (await handle.describe()).workflow_type == W.DEPLOYMENT:
+            res = await handle.execute_update(name, arg, result_type=ControlResult)
+            console.print(f"{name} {workflow_id} as {res.identity}: {res.message}")
+            return 0 if res.accepted else 1
+        await handle.signal(name, arg)
+    except WorkflowUpdateFailedError as exc:
+        raise fail(f"{workflow_id}: {exc.cause or exc}") from None
     except RPCError as exc:
         raise fail(f"{workflow_id}: {exc}") from None
     console.print(f"{name} sent to {workflow_id} as {actor}")

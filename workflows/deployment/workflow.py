@@ -1,18 +1,17 @@
 """``DeploymentWorkflow``: one release of one service, durable end to end.
 
-validate → error-budget gate → record intent → snapshot last-known-good → apply →
-strategy steps (:mod:`~workflows.deployment.strategies`) → approval gate → promote
-→ record. Handlers: ``approve`` is an Update (validated by
-:func:`~workflows.deployment.gates.approve_problem`, audited, records who; it
-counts for the gate that waited when it was accepted: after an abort, or once
-that gate was approved, it answers ``accepted=False`` — abort wins, a duplicate
-never passes the next gate);
-``pause``/``resume``/``abort`` are Signals carrying identity; ``status`` is a Query.
-Failure, abort or cancellation compensates through a child ``RollbackWorkflow``
-(:mod:`~workflows.deployment.compensation`). The run waits for every handler to
-finish before it ends. The class is the
-:class:`~workflows.deployment.host.DeploymentHost` of the modules it delegates to.
-Deterministic: all I/O is in activities, called by name."""
+validate → error-budget gate → record intent → snapshot last-known-good → apply → strategy
+steps (:mod:`~workflows.deployment.strategies`) → approval gate → promote → record.
+Handlers: ``approve`` is an Update (validated by
+:func:`~workflows.deployment.gates.approve_problem`, audited, records who; it counts for the
+gate that waited when it was accepted: after an abort, or once that gate was approved, it
+answers ``accepted=False`` — abort wins, a duplicate never passes the next gate);
+``pause``/``resume``/``abort`` are Updates that verify the caller (and Signals for older
+clients: :mod:`~workflows.deployment.control`); ``status`` is a Query. Failure, abort or
+cancellation compensates through a child ``RollbackWorkflow``
+(:mod:`~workflows.deployment.compensation`). The run waits for every handler to finish
+before it ends. The class is the :class:`~workflows.deployment.host.DeploymentHost` of the
+modules it delegates to. Deterministic: all I/O is in activities, called by name."""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.identity_gate as identity_gate  # the real module: its enforce flag
     from code_foundation.error_types import DEPLOYMENT_FAILED, LANE_BUSY
     from code_foundation.names import SA_OUTCOME, A, W
-    from workflows.deployment import gates, hooks, prepare, strategies
+    from workflows.deployment import control, gates, hooks, prepare, strategies
     from workflows.deployment.host import (
         APPLY_TIMEOUT,
         RETRY,
@@ -67,8 +66,8 @@ class DeploymentWorkflow:
     def __init__(self) -> None:
         self._status: DeployStatus | None = None
         self._spec: DeploymentSpec | None = None
-        self._paused = False
-        self._abort: ControlInput | None = None
+        self.hold = False
+        self.abort_req: ControlInput | None = None
         self.approvals = ApprovalState()
         self.actor = "unknown"
         self.search_attributes_on = True
@@ -123,8 +122,8 @@ class DeploymentWorkflow:
 
     def _late_approval(self, gate_seq: int) -> str | None:
         """Why an approval accepted at ``gate_seq`` no longer applies (None: it applies)."""
-        if self._abort is not None:
-            return f"not applied: {self._abort.identity} aborted the deployment (abort wins)"
+        if self.abort_req is not None:
+            return f"not applied: {self.abort_req.identity} aborted the deployment (abort wins)"
         if self.approvals.seq != gate_seq:
             return f"not applied: the gate was already approved by {self.approvals.approved_by[-1]}"
         if not self.approvals.waiting_approval:
@@ -142,30 +141,36 @@ class DeploymentWorkflow:
         if problem:
             raise ValueError(problem)
 
+    # pause/resume/abort: Updates, and Signals for older clients (workflows.deployment.control)
     @workflow.signal
     async def pause(self, raw: Any) -> None:
-        inp = await identity_gate.control_input(self.guard, self, raw, "pause")
-        if inp is None:
-            return
-        self._paused = True
-        self.note(f"paused by {inp.identity}")
+        await control.on_signal(self, raw, "pause")
 
     @workflow.signal
     async def resume(self, raw: Any) -> None:
-        inp = await identity_gate.control_input(self.guard, self, raw, "resume")
-        if inp is None:
-            return
-        self._paused = False
-        self.note(f"resumed by {inp.identity}")
+        await control.on_signal(self, raw, "resume")
 
     @workflow.signal
     async def abort(self, raw: Any) -> None:
-        inp = await identity_gate.control_input(self.guard, self, raw, "abort")
-        if inp is None:
-            return
-        if self._abort is None:
-            self._abort = inp
-            self.note(f"abort requested by {inp.identity}: {inp.reason}")
+        await control.on_signal(self, raw, "abort")
+
+    @workflow.update(name="pause")
+    async def pause_update(self, raw: Any) -> control.ControlResult:
+        return await control.on_update(self, raw, "pause")
+
+    @workflow.update(name="resume")
+    async def resume_update(self, raw: Any) -> control.ControlResult:
+        return await control.on_update(self, raw, "resume")
+
+    @workflow.update(name="abort")
+    async def abort_update(self, raw: Any) -> control.ControlResult:
+        return await control.on_update(self, raw, "abort")
+
+    @pause_update.validator
+    @resume_update.validator
+    @abort_update.validator
+    def _validate_control(self, raw: Any) -> None:
+        control.validate(self, raw)
 
     # ------------------------------------------------------------ host surface
     @property
@@ -178,7 +183,7 @@ class DeploymentWorkflow:
 
     @property
     def abort_request(self) -> ControlInput | None:
-        return self._abort
+        return self.abort_req
 
     def note(self, text: str) -> None:
         if self._status is not None:
@@ -189,19 +194,19 @@ class DeploymentWorkflow:
         return f"{info.workflow_id}:{info.run_id[:8]}:{step}"
 
     def check_abort(self) -> None:
-        if self._abort is not None:
-            raise Aborted(f"aborted by {self._abort.identity}: {self._abort.reason or 'no reason'}")
+        if (req := self.abort_req) is not None:
+            raise Aborted(f"aborted by {req.identity}: {req.reason or 'no reason'}")
 
     async def hold_if_paused(self) -> None:
-        if self._paused:
+        if self.hold:
             self.progress.paused = True
-            await workflow.wait_condition(lambda: not self._paused or self._abort is not None)
+            await workflow.wait_condition(lambda: not self.hold or self.abort_req is not None)
             self.progress.paused = False
         self.check_abort()
 
     async def sleep(self, duration: timedelta) -> None:
         try:
-            await workflow.wait_condition(lambda: self._abort is not None, timeout=duration)
+            await workflow.wait_condition(lambda: self.abort_req is not None, timeout=duration)
         except TimeoutError:
             return
         self.check_abort()
