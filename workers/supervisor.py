@@ -1,7 +1,7 @@
 """Supervision of the embedded dev stack: the stack heals without a user.
 
 - :class:`Supervisor` watches the processes a :class:`~workers.devstack.Stack`
-  started (Temporal dev server, agent, worker; never what it reused). One that
+  started (Temporal dev server, agent, worker, cluster agents; never what it reused). One that
   exits without being asked is started again with the same argv, env and log
   after a bounded exponential backoff (1 s, doubling, at most 30 s; back to 1 s
   once it has run 60 s), and every exit and restart is logged (stdout and
@@ -37,7 +37,6 @@ from workers.devstack import (
     Stack,
     _pid_alive,
     _spawn,
-    ensure,
     load_status,
     status_path,
     update_record,
@@ -251,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detached", action="store_true", help="run as codectl dev --detach")
     p.add_argument("--no-worker", action="store_true")
     p.add_argument("--ui-port", type=int, default=None)
+    p.add_argument("--clusters", default=os.environ.get("CODE_DEV_CLUSTERS", ""))
     args = p.parse_args(argv)
+    from workers.clusters import ensure_supervised
+
     settings = Settings()
     stopping = False
 
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     update_record(settings, supervisor=os.getpid())
     try:
-        stack = ensure(settings, detach=False, with_worker=not args.no_worker, ui_port=args.ui_port)
+        stack = ensure_supervised(settings, not args.no_worker, args.ui_port, args.clusters)
     except CodeError as exc:
         sup = Supervisor(Stack(settings), mode="detached")
         sup.error = str(exc)

@@ -312,10 +312,12 @@ def history(
 ) -> None:
     """Release history of a service from the ledger."""
     from activities.ledger import Ledger
+    from workers.cli.release_links import releases_of
 
     check_output(output)
     settings = Settings()
     rows = Ledger(settings.effective_ledger_url()).history(service, env, limit=limit)
+    release = releases_of(settings, (r.workflow_id for r in rows))
     if output == "json":
         releases = [
             {
@@ -326,13 +328,14 @@ def history(
                 "actor": r.actor,
                 "strategy": r.strategy,
                 "workflow_id": r.workflow_id,
+                "release_id": release.get(r.workflow_id),
             }
             for r in rows
         ]
         emit("code.history/v1", {"service": service, "environment": env, "releases": releases})
         return
     table = Table(title=f"releases of {service}")
-    for col in ("when", "env", "version", "status", "actor", "strategy", "workflow"):
+    for col in ("when", "env", "version", "status", "actor", "strategy", "workflow", "release"):
         table.add_column(col)
     for r in rows:
         table.add_row(
@@ -343,5 +346,6 @@ def history(
             r.actor,
             r.strategy,
             r.workflow_id,
+            release.get(r.workflow_id) or "",
         )
     console.print(table)

@@ -8,14 +8,14 @@ added within a version). The schemas:
 | schema | command | fields besides ``schema`` |
 |---|---|---|
 | ``code.status/v1`` | ``status ID`` | the deployment status fields (``workflow_id``, ``phase``, ``reason``, ``queued_behind``, ...) at top level |
-| ``code.history/v1`` | ``history SERVICE`` | ``service``, ``environment`` (or null), ``releases``: [{``when``, ``environment``, ``version``, ``status``, ``actor``, ``strategy``, ``workflow_id``}] |
+| ``code.history/v1`` | ``history SERVICE`` | ``service``, ``environment`` (or null), ``releases``: [{``when``, ``environment``, ``version``, ``status``, ``actor``, ``strategy``, ``workflow_id``, ``release_id`` (the release that ran it, or null)}] |
 | ``code.audit.verify/v1`` | ``audit verify`` | ``ok``, ``records``, ``broken_seq`` (or null), ``ledger`` (masked URL) |
 | ``code.chaos.status/v1`` | ``chaos status ID`` | ``workflow_id``, ``journal`` (the chaos journal, or null before it starts) |
 | ``code.chaos.report/v1`` | ``chaos report ID`` | ``workflow_id``, ``source`` (store/workflow), ``files`` |
 | ``code.soak.status/v1`` | ``soak status ID`` | ``run_id``, ``status`` (the soak status, or null) |
 | ``code.artifacts.list/v1`` | ``artifacts list`` | ``prefix``, ``keys`` |
 | ``code.artifacts.versions/v1`` | ``artifacts versions KEY`` | ``key``, ``versions``: [{``key``, ``version_id``, ``sha256``, ``size``}] |
-| ``code.dev.status/v1`` | ``dev status`` | ``supervisor`` ({``pid``, ``mode``, ...}), ``components``: {name: {``url``, ``state``, ``pid``, ``restarts``, ``last_exit``, ``log``, ...}} |
+| ``code.dev.status/v1`` | ``dev status`` | ``supervisor`` ({``pid``, ``mode``, ...}), ``components``: {name: {``url``, ``state``, ``pid``, ``restarts``, ``last_exit``, ``log``, ...}}, ``clusters``: {name: {``url``, ``pid``, ``alive``, ``supervised``, ``state``, ``restarts``}} |
 | ``code.release/v1`` | ``release status ID`` | ``release_id``, ``service``, ``version``, ``phase``, ``stage``, ``wave``, ``gate``, ``cells``: [{``stage``, ``target``, ``wave``, ``environment``, ``cluster``, ``phase``, ``workflow_id``, ``previous_version``, ``weights``, ``reason``}], ``outcome``, ``reason`` |
 | ``code.lane/v1`` | ``lanes [SERVICE]`` | a JSON **array** (kept from before schemas), one object per lane, each with its ``schema``: ``lane``, ``workflow_id``, ``service``, ``environment``, ``holder`` ({``workflow_id``, ``kind``, ``description``, ...} or null), ``queue`` (same shape), ``granted_total``; a lane that cannot be read has ``error`` instead |
 | ``code.whoami/v1`` | ``whoami`` | ``sub``, ``email``, ``groups``, ``amr``, ``issuer``, ``expires``, ``roles`` ({environment: [role]}) |

@@ -31,13 +31,13 @@ def dev(
     supervised (a crashed agent or worker restarts by itself); `dev status` shows restarts."""
     import signal
 
-    from workers.clusters import ensure_clusters, parse_clusters
-    from workers.devstack import ensure
+    from workers.clusters import cluster_status, parse_clusters, start_stack
     from workers.supervisor import Supervisor, render_status, status
 
     settings = Settings()
     if action == "status":
         doc = status(settings)
+        doc["clusters"] = cluster_status(settings, doc)
         if output == "json":
             emit(DEV_STATUS_SCHEMA, doc)
         else:
@@ -47,11 +47,7 @@ def dev(
         raise typer.BadParameter(f"unknown action {action!r}; use up or status")
     try:
         names = parse_clusters(clusters)
-        if names and detach:
-            raise fail("--clusters runs in the foreground only (without --detach) for now", 2)
-        stack = ensure(settings, detach=detach, with_worker=not no_worker)
-        if names:
-            ensure_clusters(stack, names)
+        stack = start_stack(settings, names, detach, with_worker=not no_worker)
     except CodeError as exc:
         raise fail(exc) from None
     table = Table(title="CODE dev stack (loopback only)")
@@ -86,9 +82,12 @@ def dev(
 
 def down() -> None:
     """Stop a stack started with `codectl dev --detach` or `codectl demo`."""
+    from workers.clusters import stop_clusters
     from workers.devstack import down as stack_down
 
-    stopped = stack_down(Settings())
+    settings = Settings()
+    stopped = stack_down(settings)
+    stopped += stop_clusters(settings)
     console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
