@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from workers.cli import analysis, demo, deploy, lanes, load, release, stack
+from workers.cli import analysis, demo_release, deploy, lanes, load, release, stack
 from workers.cli.artifacts import artifacts_app
 from workers.cli.audit import audit_app
 from workers.cli.certify import certify
@@ -56,7 +56,7 @@ for _name, _command in (
     ("history", deploy.history),
     ("lanes", lanes.lanes),
     ("release", release.release),
-    ("demo", demo.demo),
+    ("demo", demo_release.demo),
     ("load", load.load),
     ("rejudge", analysis.rejudge),
     ("analyse", analysis.analyse),
