@@ -82,7 +82,7 @@ class ReleaseInput(_M):
         None, repr=False, description="the starter's OIDC token (checked per environment)"
     )
     max_history_events: int | None = Field(
-        None, ge=200, description="continue-as-new at a stage boundary past this many events"
+        None, ge=50, description="continue-as-new at a stage boundary past this many events"
     )
     carry: ReleaseStatus | None = Field(None, description="set by continue-as-new only")
 
