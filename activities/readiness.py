@@ -6,7 +6,8 @@ secret value.
 * ``readiness.ledger`` — the audit chain's ``release.*`` records of the service/environment
   in the window (:class:`LedgerEvent`, with their seq for evidence links), the chain verified
   end to end (``Ledger.verify_audit``), and the rust_core manifest policy run over the specs
-  the ledger holds for the window.
+  the ledger holds for the window; the audited identity decisions about the service and
+  whether identity is configured (:mod:`activities.readiness_evidence`).
 * ``readiness.artifacts`` — chaos journals (``chaos/<workflow id>/journal.json``, read back
   with their checksum) whose targets include the service/environment and that started in the
   window; the crash-matrix total (``**N/M trials correct**``) of a file, with its SHA-256.
@@ -16,7 +17,8 @@ secret value.
   base64) and dropped; only hit *names* leave the activity. Uses the worker's client
   (``activity.client()``, with the worker's codec).
 * ``readiness.observability`` — the SLOs of ``rules.slo_files`` for the service and whether
-  their generated rule groups are loaded in Prometheus (``/api/v1/rules``).
+  their generated rule groups are loaded in Prometheus (``/api/v1/rules``); each SLO's
+  availability over the window from Prometheus (:func:`~activities.readiness_evidence.availability`).
 * ``readiness.previous`` / ``readiness.publish`` — the latest certificate of the
   service/environment (``readiness/<service>/<env>/latest.json``), and storing
   ``certificate.json``/``.md``/``.html`` under ``readiness/<service>/<env>/<workflow id>/``.
@@ -34,6 +36,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.readiness_evidence import availability, identity_decisions
 from activities.settings import Settings
 from code_foundation.names import ReadyA
 from workflows.readiness_models import (
@@ -126,10 +129,23 @@ class ReadinessActivities:
                 audit_head_hash=records[-1].hash if records else "",
                 policy_checked=checked,
                 policy_violations=violations,
+                identity_enabled=self._identity_on(),
+                identity_decisions=identity_decisions(
+                    records, inp.service, inp.environment, inp.window_start, inp.window_end
+                ),
             )
             return self._bundle(inp, ledger=events, security=sec)
         finally:
             ledger.close()
+
+    def _identity_on(self) -> bool | None:
+        from activities.identity import IdentitySource
+        from code_foundation.errors import ConfigError
+
+        try:
+            return IdentitySource(self.settings).configured
+        except ConfigError:
+            return None  # half configured: the worker refuses to start; not known here
 
     def _policy(self, ledger: Any, inp: GatherInput) -> tuple[list[str], list[str]]:
         """rust_core's manifest policy over the Kubernetes specs of the window."""
@@ -302,6 +318,8 @@ class ReadinessActivities:
                     )
                 )
         obs = ObservabilityFacts(prometheus=self.settings.prometheus_url, slos=slos)
+        for s in slos:
+            await availability(self.settings, s, inp.window_start, inp.window_end)
         if obs.prometheus and slos:
             try:
                 async with httpx.AsyncClient(timeout=10.0) as c:

@@ -24,7 +24,8 @@ ENCRYPTED = b"binary/encrypted"
 
 
 def _ts(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # with microseconds: a run started in the window's last second is inside it
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def list_runs(
@@ -35,6 +36,7 @@ async def list_runs(
     async for wf in client.list_workflows(q):
         sa = wf.search_attributes or {}
         kind = (sa.get("CodeKind") or [""])[0] if isinstance(sa, dict) else ""
+        env = (sa.get("CodeEnvironment") or [""])[0] if isinstance(sa, dict) else ""
         out.append(
             RunInfo(
                 workflow_id=wf.id,
@@ -45,6 +47,8 @@ async def list_runs(
                 close_time=wf.close_time,
                 kind=str(kind),
                 url=f"{ui_base}{wf.id}" if ui_base else None,
+                environment=str(env),
+                parent_id=wf.parent_id,
             )
         )
     return out

@@ -1,7 +1,9 @@
 """The category formulas of a readiness certificate other than the ledger's (those are in
 :mod:`workflows.readiness_ledger`). Pure. Each score is one fraction:
 
-* Reliability = chaos experiments completed without deviation / chaos experiments run.
+* Reliability = (chaos experiments completed without deviation + SLOs whose availability
+  over the window, from Prometheus, meets the objective) / (chaos experiments run + SLOs
+  whose availability was measured).
 * Performance = declared latency targets met / declared targets, on the latest load test
   (else soak) of the window; a target ``"p95 < 200ms at 100 rps"`` is met when the quantile
   is under the bound and the achieved rate is at least 98 % of the rate.
@@ -10,7 +12,9 @@
   error budget remains (> 0) / SLOs defined for the service.
 * Security = checks passed / checks measured, among: audit chain intact, no secret value in
   the service's workflow histories, payload encryption on (every scanned payload
-  encrypted), TLS to Temporal, no manifest policy violation.
+  encrypted), TLS to Temporal, no manifest policy violation, identity/policy coverage 1
+  (every top-level deployment, rollback, chaos and soak run of the window has an audited
+  allow of its starter with a verified principal; not measured when identity is off).
 """
 
 from __future__ import annotations
@@ -113,16 +117,62 @@ def reliability(bundle: EvidenceBundle) -> Category:
             evidence=[cm.evidence] if cm else [],
         )
     )
-    formula = "chaos experiments passed without deviation / chaos experiments"
-    if not runs:
+    avail, met, measured = availability(bundle)
+    figs.append(avail)
+    formula = (
+        "(chaos experiments passed without deviation + SLOs whose measured availability "
+        "meets the objective) / (chaos experiments + SLOs measured)"
+    )
+    if not runs and not measured:
         return Category(name="reliability", formula=formula, figures=figs)
+    parts = [f"{len(passed)} of {len(runs)} chaos experiments passed without deviation"]
+    if measured:
+        parts.append(f"{met} of {measured} SLOs met their availability objective")
     return Category(
         name="reliability",
-        score=len(passed) / len(runs),
+        score=(len(passed) + met) / (len(runs) + measured),
         formula=formula,
-        summary=f"{len(passed)} of {len(runs)} chaos experiments passed without deviation",
+        summary="; ".join(parts),
         figures=figs,
     )
+
+
+def availability(bundle: EvidenceBundle) -> tuple[Figure, int, int]:
+    """The lowest measured availability against its SLO's objective, and how many SLOs
+    met their objective of how many were measured."""
+    slos = bundle.observability.slos
+    got = [s for s in slos if s.availability is not None]
+    met = [s for s in got if (s.availability or 0.0) >= s.objective]
+    low = min(got, key=lambda s: s.availability or 0.0) if got else None
+    prom = bundle.observability.prometheus
+    ev = [
+        Evidence(kind="prometheus", ref=s.availability_query, note=f"{s.name} ({prom})")
+        for s in got
+    ] + [Evidence(kind="file", ref=s.source, sha256=s.sha256 or None, note=s.name) for s in got]
+    if not slos:
+        why = "no SLO defined for the service"
+    elif not got:
+        why = "; ".join(f"{s.name}: {s.availability_error or 'not read'}" for s in slos)
+    else:
+        why = "; ".join(
+            f"{s.name}: {s.availability:.5f} vs objective {s.objective:g} "
+            f"({'pass' if s in met else 'fail'}, {s.availability_events or 0:g} events)"
+            if s.availability is not None
+            else f"{s.name}: {s.availability_error}"
+            for s in slos
+        )
+    fig = Figure(
+        name="availability",
+        label="availability against the SLO (lowest)",
+        value=low.availability if low else None,
+        ok=None if not got else len(met) == len(got),
+        formula="good events / total events over the window (Prometheus: "
+        "sum(increase(good[W])) / sum(increase(total[W])) at the window's end), "
+        "pass when >= the SLO's objective",
+        detail=why,
+        evidence=ev,
+    )
+    return fig, len(met), len(got)
 
 
 def _q(run: SoakRun, q: str) -> float | None:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Literal
 
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chaos.model import Experiment
 from code_foundation.durations import Duration, human
 from loadtest.soak_models import SoakPlan
+from workflows.readiness_targets import LatencyTarget
 
 SCHEMA: Literal["code.certificate/v1"] = "code.certificate/v1"
 CATEGORIES = (
@@ -127,37 +127,6 @@ class Certificate(_M):
 
 
 # ---------------------------------------------------------------- rules and targets
-_TARGET = re.compile(
-    r"^\s*p(50|90|95|99)\s*<\s*(\d+(?:\.\d+)?)\s*ms(?:\s+at\s+(\d+(?:\.\d+)?)\s*rps)?\s*$",
-    re.I,
-)
-
-
-class LatencyTarget(_M):
-    """``"p95 < 200ms at 100 rps"``: the quantile must be under the bound while the
-    achieved rate is at least the given rate."""
-
-    text: str
-    quantile: Literal["p50", "p90", "p95", "p99"]
-    below_ms: float
-    at_rps: float | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> LatencyTarget:
-        m = _TARGET.match(text)
-        if m is None:
-            raise ValueError(f"{text!r} is not a target (write e.g. 'p95 < 200ms at 100 rps')")
-        rps = float(m.group(3)) if m.group(3) else None
-        return cls.model_validate(
-            {
-                "text": text.strip(),
-                "quantile": f"p{m.group(1)}",
-                "below_ms": float(m.group(2)),
-                "at_rps": rps,
-            }
-        )
-
-
 class FigureRule(_M):
     figure: str = Field(description="<category>.<figure>, e.g. security.secrets_found")
     max: float | None = None
@@ -226,6 +195,19 @@ class RunInfo(_M):
     close_time: datetime | None = None
     kind: str = ""
     url: str | None = None
+    environment: str = Field("", description="the CodeEnvironment search attribute")
+    parent_id: str | None = Field(None, description="the parent workflow of a child run")
+
+
+class IdentityDecision(_M):
+    """One audited identity decision about the service (an ``identity.<action>`` record)."""
+
+    seq: int
+    ts: datetime
+    workflow_id: str
+    action: str = Field(description="deploy, rollback, chaos, soak, approve, override, ...")
+    actor: str = Field(description="the verified principal, or 'unverified'")
+    allowed: bool
 
 
 class ChaosRun(_M):
@@ -278,6 +260,8 @@ class SecurityFacts(_M):
     temporal_mtls: bool | None = None
     policy_checked: list[str] = Field(default_factory=list, description="versions checked")
     policy_violations: list[str] = Field(default_factory=list)
+    identity_enabled: bool | None = Field(None, description="None: not known")
+    identity_decisions: list[IdentityDecision] = Field(default_factory=list)
 
 
 class SloFacts(_M):
@@ -293,6 +277,10 @@ class SloFacts(_M):
     budget_remaining: float | None = None
     budget_source: str = ""
     firing: list[str] = Field(default_factory=list)
+    availability: float | None = Field(None, description="good / total over the window")
+    availability_events: float | None = Field(None, description="total events of the window")
+    availability_query: str = ""
+    availability_error: str = Field("", description="why it could not be measured")
 
 
 class ObservabilityFacts(_M):

@@ -3,8 +3,17 @@ are stated in :mod:`workflows.readiness_categories`)."""
 
 from __future__ import annotations
 
+from code_foundation.names import W
 from workflows.readiness_ledger import wf
-from workflows.readiness_models import Category, Evidence, EvidenceBundle, Figure
+from workflows.readiness_models import Category, Evidence, EvidenceBundle, Figure, RunInfo
+
+# the identity-gated workflow types and the action their starter is decided for
+STARTER_ACTION = {W.DEPLOYMENT: "deploy", W.ROLLBACK: "rollback", W.CHAOS: "chaos", W.SOAK: "soak"}
+IDENTITY_FORMULA = (
+    "runs whose starter decision is an audited allow with a verified principal "
+    "(identity.<action> record, detail.workflow_id = the run) / the service's top-level "
+    "deployment, rollback, chaos and soak runs in the environment and window"
+)
 
 
 def _frac(n: int, d: int) -> float | None:
@@ -68,6 +77,74 @@ def observability(bundle: EvidenceBundle) -> Category:
         summary=f"{len(good)} of {len(slos)} SLOs alerting with budget left",
         figures=figs,
     )
+
+
+def gated_runs(bundle: EvidenceBundle) -> list[RunInfo]:
+    """The runs whose starter identity_gate checks (a child runs under its parent's)."""
+    env = bundle.environment
+    return [
+        r
+        for r in bundle.runs
+        if r.workflow_type in STARTER_ACTION and r.parent_id is None and r.environment in ("", env)
+    ]
+
+
+def identity_coverage(bundle: EvidenceBundle) -> tuple[Figure, Figure]:
+    """Identity/policy coverage (see ``IDENTITY_FORMULA``) and the denials audited."""
+    s = bundle.security
+    decisions = s.identity_decisions
+    runs = gated_runs(bundle)
+    allowed = {
+        (d.workflow_id, d.action): d
+        for d in decisions
+        if d.allowed and d.actor and d.actor != "unverified"
+    }
+    verified = [r for r in runs if (r.workflow_id, STARTER_ACTION[r.workflow_type]) in allowed]
+    missing = [r for r in runs if r not in verified]
+    on = s.identity_enabled is True
+    why = (
+        "identity not configured (CODE_IDENTITY_ISSUER/AUDIENCE/POLICY)"
+        if not on
+        else ("no runs in the window" if not runs else "")
+    )
+    value = len(verified) / len(runs) if on and runs else None
+    ev = [
+        Evidence(
+            kind="ledger",
+            ref=f"audit:{allowed[(r.workflow_id, STARTER_ACTION[r.workflow_type])].seq}",
+            note=f"{r.workflow_id}: {STARTER_ACTION[r.workflow_type]} allowed for "
+            f"{allowed[(r.workflow_id, STARTER_ACTION[r.workflow_type])].actor}",
+        )
+        for r in verified
+    ] + [wf(bundle, r.workflow_id, "no verified identity") for r in missing]
+    cover = Figure(
+        name="identity_coverage",
+        label="identity/policy coverage",
+        value=value,
+        ok=None if value is None else value == 1.0,
+        formula=IDENTITY_FORMULA,
+        detail=why
+        or f"{len(verified)} of {len(runs)} runs verified"
+        + (
+            f"; without a verified identity: {', '.join(r.workflow_id for r in missing)}"
+            if missing
+            else ""
+        ),
+        evidence=ev if value is not None else [],
+    )
+    denied = [d for d in decisions if not d.allowed]
+    denials = Figure(
+        name="identity_denials",
+        label="identity decisions denied",
+        value=float(len(denied)) if on else None,
+        formula="audited identity.<action> records with decision denied (window, service)",
+        detail=f"{len(denied)} denied of {len(decisions)} decisions" if on else why,
+        evidence=[
+            Evidence(kind="ledger", ref=f"audit:{d.seq}", note=f"{d.action} by {d.actor}")
+            for d in denied
+        ],
+    )
+    return cover, denials
 
 
 def security(bundle: EvidenceBundle) -> Category:
@@ -158,6 +235,9 @@ def security(bundle: EvidenceBundle) -> Category:
         "rust_core manifest policy problems of the deployed specs",
         f"{len(s.policy_checked)} specs: " + ("; ".join(s.policy_violations) or "none"),
     )
+    cover, denials = identity_coverage(bundle)
+    add(cover.name, cover.label, cover.value, cover.ok, cover.formula, cover.detail, cover.evidence)
+    figs.append(denials)
     formula = "security checks passed / security checks measured"
     if not checks:
         return Category(name="security", formula=formula, figures=figs)

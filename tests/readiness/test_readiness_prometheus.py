@@ -24,13 +24,21 @@ ROOT = Path(__file__).resolve().parents[2]
 SLO_FILE = ROOT / "deploy" / "slo" / "demo-availability.yaml"
 
 
-def start_prometheus(tmp: Path, rules: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_prometheus(
+    tmp: Path, rules: Path, scrape: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     prom = shutil.which("prometheus")
     if prom is None:
         require_server("prometheus", "binary not found (apt-get install -y prometheus)")
     port = free_port()
+    jobs = (
+        f"scrape_configs: [{{job_name: t, static_configs: [{{targets: [{scrape!r}]}}]}}]\n"
+        if scrape
+        else ""
+    )
     (tmp / "prometheus.yml").write_text(
         f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{str(rules)!r}]\n"
+        + jobs
     )
     proc = subprocess.Popen(
         [
