@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # worker /metrics: domain metrics + Temporal SDK metrics (9464 in the dev stack)
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a pod
+    metrics_tls_cert: Path | None = None  # serve /metrics over HTTPS (TLS 1.2+, 1.3 preferred)
+    metrics_tls_key: Path | None = None  # the certificate's key (default: in the cert file)
     # Temporal SDK runtime metrics (loopback); default metrics_port + 1
     sdk_metrics_port: int | None = None
     # payload encryption: a JSON keyring file or a Vault KV v2 path holding one

@@ -14,13 +14,18 @@
   loopback port (``sdk_metrics_port``, default ``metrics_port + 1``);
   :func:`start_metrics_server` serves ``/metrics`` on ``metrics_host:metrics_port``
   with the domain metrics (prometheus-client registry) followed by the SDK metrics
-  fetched from that loopback endpoint, so Prometheus scrapes one target.
+  fetched from that loopback endpoint, so Prometheus scrapes one target. It binds
+  loopback unless ``metrics_host`` says otherwise (``0.0.0.0`` in a pod) and speaks HTTPS
+  (TLS 1.2+, 1.3 preferred: :func:`workers.tls.server_context`) when
+  ``metrics_tls_cert`` is set; the TLS handshake runs in the request's own thread, so a
+  slow or plain-HTTP client never blocks the accept loop.
 * :func:`worker_interceptors`: the domain interceptor (metrics + spans), plus the
   tracing interceptor when the client does not already carry one.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,6 +141,20 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _TLSServer(ThreadingHTTPServer):
+    ctx: ssl.SSLContext
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            conn = self.ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a failed handshake (plain HTTP, TLS < 1.2) gets no answer
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
+
+
 def start_metrics_server(settings: Settings) -> ThreadingHTTPServer | None:
     """Serve /metrics (domain + SDK) in a daemon thread; None when metrics are off."""
     if settings.metrics_port is None:
@@ -144,7 +163,15 @@ def start_metrics_server(settings: Settings) -> ThreadingHTTPServer | None:
     handler = type(
         "Handler", (_Handler,), {"sdk_url": f"http://127.0.0.1:{sdk}/metrics" if sdk else None}
     )
-    server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), handler)
+    server: ThreadingHTTPServer
+    if settings.metrics_tls_cert is not None:
+        from workers.tls import server_context
+
+        cert = settings.metrics_tls_cert
+        server = _TLSServer((settings.metrics_host, settings.metrics_port), handler)
+        server.ctx = server_context(cert, settings.metrics_tls_key or cert)
+    else:
+        server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), handler)
     threading.Thread(target=server.serve_forever, name="code-metrics", daemon=True).start()
     return server
 
