@@ -300,11 +300,15 @@ class AnalysisRun:
                     dry_run=m.dry_run,
                     status="error",
                     message=f"{kind}: {msg}"[:500],
+                    step_index=self.index,
+                    interval_index=n,
                 )
                 for m in a.measurements
             ]
         for r in results:
             self.measured.setdefault(r.name, []).append(r)
+        st = self.wf.progress  # the evidence, field by field, in the status Query
+        st.measurements = [*st.measurements, *results][-200:]
         self._details(n, "measured")
         for m in a.measurements:
             bad = [r for r in self.measured.get(m.name, []) if r.status != "passed"]

@@ -144,10 +144,14 @@ class MeasurementResult(_Model):
     message: str = ""
     duration_ms: float = 0.0
     excerpt: str = Field("", max_length=EXCERPT_LIMIT)
+    step_index: int | None = None
+    interval_index: int | None = None
+    artifact_key: str | None = Field(None, description="where the interval's evidence is stored")
 
 
 class MeasureResult(_Model):
     results: list[MeasurementResult] = Field(default_factory=list)
+    artifact_key: str | None = None
 
 
 # ---------------------------------------------------------------- pure helpers

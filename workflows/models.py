@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.hooks_spec import HookResult
 from workflows.lane_models import LanePolicy
+from workflows.measure_spec import MeasurementResult
 from workflows.notify_spec import NotificationRecord
 from workflows.spec import DeploymentSpec, Platform, StrategyType
 
@@ -113,6 +114,9 @@ class DeployStatus(_M):
     )
     notifications: list[NotificationRecord] = Field(
         default_factory=list, description="events sent to notification sinks, with their state"
+    )
+    measurements: list[MeasurementResult] = Field(
+        default_factory=list, description="Web/Job measurements of the analyses (last 200)"
     )
     outcome: Outcome = "running"
     reason: str = ""

@@ -12,7 +12,12 @@ for ``codectl validate``.
   last number on stdout.
 
 Every measurement is an *answer* (``passed`` / ``failed`` / ``error`` with a message),
-never an activity error: the workflow counts them against ``failure_limit``."""
+never an activity error: the workflow counts them against ``failure_limit``.
+
+Evidence: each interval's measurements (the definitions and every value, status and
+message) are stored beside the run's analysis records, as JSON (``code.measurements/v1``)
+under :func:`measurement_key`; the key is on every result (the workflow's status Query
+shows the results field by field). A store that fails raises (the activity retries)."""
 
 from __future__ import annotations
 
@@ -24,12 +29,14 @@ import string
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from temporalio import activity
 
+from activities.artifacts import ArtifactStore, store_from_settings
 from activities.hooks import HookActivities, _kill, _tail, mask, split_secret
 from activities.secrets import SecretError
 from activities.settings import Settings
@@ -49,6 +56,37 @@ from workflows.measure_spec import (
 )
 from workflows.spec import AnalysisSpec, DeploymentSpec
 
+MEASUREMENTS_SCHEMA = "code.measurements/v1"
+MEASUREMENTS_SUFFIX = ".measurements.json"
+
+
+def measurement_key(workflow_id: str, run_id: str, step_index: int, interval_index: int) -> str:
+    """``analysis/<workflow id>/<run id>/step<i>-interval<n>.measurements.json``: beside
+    the interval's analysis record (:func:`activities.analysis.record_key`)."""
+    return (
+        f"analysis/{workflow_id}/{run_id}/step{step_index:02d}-interval{interval_index:03d}"
+        + MEASUREMENTS_SUFFIX
+    )
+
+
+def evidence(
+    inp: MeasureInput, results: list[MeasurementResult], workflow_id: str, run_id: str
+) -> bytes:
+    doc = {
+        "schema": MEASUREMENTS_SCHEMA,
+        "workflow_id": workflow_id,
+        "run_id": run_id,
+        "service": inp.service,
+        "environment": inp.environment,
+        "version": inp.version,
+        "step_index": inp.step_index,
+        "interval_index": inp.interval_index,
+        "created_at": datetime.now(UTC).isoformat(),
+        "measurements": [m.model_dump(mode="json") for m in inp.measurements],
+        "results": [r.model_dump(mode="json") for r in results],
+    }
+    return json.dumps(doc, sort_keys=True).encode()
+
 
 def _fields(inp: MeasureInput) -> dict[str, str]:
     return {
@@ -61,16 +99,29 @@ def _fields(inp: MeasureInput) -> dict[str, str]:
 
 
 class MeasureActivities:
-    def __init__(self, settings: Settings, hooks: HookActivities | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        hooks: HookActivities | None = None,
+        store: ArtifactStore | None = None,
+    ) -> None:
         self.settings = settings
         self.hooks = hooks or HookActivities(settings)
+        self._store = store
 
     @activity.defn(name=A.ANALYSIS_MEASURE)
     async def measure(self, inp: MeasureInput) -> MeasureResult:
-        results = await asyncio.gather(*(self.one(m, inp) for m in inp.measurements))
+        results = list(await asyncio.gather(*(self.one(m, inp) for m in inp.measurements)))
+        info = activity.info()
+        wid, run = info.workflow_id or "adhoc", info.workflow_run_id or "adhoc"
+        key = measurement_key(wid, run, inp.step_index, inp.interval_index)
         for r in results:
+            r.step_index, r.interval_index, r.artifact_key = inp.step_index, inp.interval_index, key
             activity.logger.info("measurement %s: %s %s", r.name, r.status, r.message)
-        return MeasureResult(results=list(results))
+        store = self._store or store_from_settings(self.settings)
+        data = evidence(inp, results, wid, run)
+        await asyncio.to_thread(store.put, key, data, "application/json")
+        return MeasureResult(results=results, artifact_key=key)
 
     async def one(self, m: MeasuredMetric, inp: MeasureInput) -> MeasurementResult:
         t0 = time.monotonic()

@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 
 from activities.analysis import analyse_interval
 from activities.analysis.measure import MeasureActivities
-from activities.artifacts import LocalArtifactStore
+from activities.artifacts import ArtifactStore, LocalArtifactStore
 from activities.settings import Settings
 from code_foundation.names import A
 from tests.analysis.test_provenance import FakeProvider, deploy_spec, slow_canary
@@ -66,8 +66,15 @@ def receiver() -> Any:
 
 
 async def deploy(
-    env: WorkflowEnvironment, receiver: Receiver, ratio: float, **measurement: Any
+    env: WorkflowEnvironment,
+    receiver: Receiver,
+    ratio: float,
+    store: ArtifactStore,
+    seen: dict[str, Any] | None = None,
+    **measurement: Any,
 ) -> DeployResult:
+    """v1 (a first deploy: no canary), then v2 with the ratio; ``seen`` gets v2's
+    workflow id and final status."""
     fake = FakePlatform()
     acts = [a for a in fake.activities() if a.__temporal_activity_definition.name != A.ANALYSE]  # type: ignore[attr-defined]
     tq = f"tq-{uuid.uuid4()}"
@@ -75,7 +82,11 @@ async def deploy(
         env.client,
         task_queue=tq,
         workflows=[DeploymentWorkflow, RollbackWorkflow, ReleaseLaneWorkflow],
-        activities=[*acts, Scripted(["pass"]).activity(), MeasureActivities(Settings()).measure],
+        activities=[
+            *acts,
+            Scripted(["pass"]).activity(),
+            MeasureActivities(Settings(), store=store).measure,
+        ],
     ):
         receiver.ratio["value"] = 0.01  # type: ignore[attr-defined]
         first = await execute_deployment(
@@ -98,13 +109,16 @@ async def deploy(
             task_queue=tq,
             result_type=DeployResult,
         )
-        return await deployment_result(h)
+        res = await deployment_result(h)
+        if seen is not None:
+            seen["id"], seen["status"] = h.id, await h.query(DeploymentWorkflow.status)
+        return res
 
 
 async def test_failing_web_measurement_rolls_the_canary_back(
-    ts_env: WorkflowEnvironment, receiver: Receiver
+    ts_env: WorkflowEnvironment, receiver: Receiver, tmp_path: Path
 ) -> None:
-    res = await deploy(ts_env, receiver, 0.4)
+    res = await deploy(ts_env, receiver, 0.4, LocalArtifactStore(tmp_path))
     assert res.outcome == "rolled_back", res.reason
     assert "measurement upstream-errors failed 1 time(s)" in res.reason
     assert "value 0.4 > max 0.05" in res.reason
@@ -113,21 +127,51 @@ async def test_failing_web_measurement_rolls_the_canary_back(
 
 
 async def test_failure_limit_tolerates_earlier_failures(
-    ts_env: WorkflowEnvironment, receiver: Receiver
+    ts_env: WorkflowEnvironment, receiver: Receiver, tmp_path: Path
 ) -> None:
-    res = await deploy(ts_env, receiver, 0.4, failure_limit=2)
+    res = await deploy(ts_env, receiver, 0.4, LocalArtifactStore(tmp_path), failure_limit=2)
     assert res.outcome == "rolled_back"
     assert "failed 3 time(s) (failure_limit 2)" in res.reason
 
 
 async def test_dry_run_measurement_records_the_failure_and_promotes(
-    ts_env: WorkflowEnvironment, receiver: Receiver
+    ts_env: WorkflowEnvironment, receiver: Receiver, tmp_path: Path
 ) -> None:
-    res = await deploy(ts_env, receiver, 0.4, dry_run=True)
+    res = await deploy(ts_env, receiver, 0.4, LocalArtifactStore(tmp_path), dry_run=True)
     assert res.outcome == "promoted", res.reason
     detail = analysis_step(res).detail
     assert "upstream-errors (dry run) 0/3 passed" in detail, detail
     assert "value 0.4 > max 0.05" in detail
+
+
+async def test_measurements_are_evidence_in_the_status_and_the_artifact_store(
+    ts_env: WorkflowEnvironment, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Every measurement's value and verdict is a structured field of the status Query,
+    and each interval's evidence is stored beside the run's analysis records (where
+    ``codectl rejudge`` reads them: it skips the evidence)."""
+    from workers.cli.analysis import _load_runs
+    from workflows.models import DeployStatus
+
+    store = LocalArtifactStore(tmp_path)
+    seen: dict[str, Any] = {}
+    res = await deploy(ts_env, receiver, 0.4, store, seen, dry_run=True)
+    assert res.outcome == "promoted", res.reason
+    st: DeployStatus = seen["status"]
+    got = [(m.name, m.step_index, m.interval_index, m.status, m.value) for m in st.measurements]
+    assert got == [("upstream-errors", 1, n, "failed", 0.4) for n in range(3)]
+    assert all(m.dry_run and m.message == "value 0.4 > max 0.05" for m in st.measurements)
+    keys = sorted(k for k in store.list(f"analysis/{seen['id']}/") if k.endswith(".json"))
+    assert keys == [m.artifact_key for m in st.measurements]
+    for n, key in enumerate(keys):
+        assert key.endswith(f"/step01-interval{n:03d}.measurements.json")
+        doc = json.loads(store.get(key))
+        assert doc["schema"] == "code.measurements/v1" and doc["workflow_id"] == seen["id"]
+        assert (doc["step_index"], doc["interval_index"], doc["version"]) == (1, n, "v2")
+        assert doc["measurements"][0]["provider"]["web"]["json_path"] == "$.data.ratio"
+        (r,) = doc["results"]
+        assert (r["status"], r["value"], r["dry_run"]) == ("failed", 0.4, True)
+    assert _load_runs(store, seen["id"]) == {}  # evidence only: no judged interval
 
 
 # ---------------------------------------------------------------- dry-run judged metric

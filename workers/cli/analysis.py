@@ -49,10 +49,13 @@ def _v(verdict: str | None, score: float | None = None) -> str:
 
 def _load_runs(store: Any, run_id: str) -> dict[str, list[AnalysisRecord]]:
     from activities.analysis import load_record
+    from activities.analysis.measure import MEASUREMENTS_SUFFIX
 
     prefix = f"analysis/{run_id.strip('/')}/"
     runs: dict[str, list[AnalysisRecord]] = {}
     for key in store.list(prefix):
+        if key.endswith(MEASUREMENTS_SUFFIX):  # measurement evidence, not a judged interval
+            continue
         rec = load_record(store.get(key))
         runs.setdefault(f"{rec['workflow_id']}/{rec['run_id']}", []).append(rec)
     return runs
