@@ -167,6 +167,41 @@ def soak_outcome(res: Any) -> str:
     return f"verdict={res.verdict}"
 
 
+def release_pipeline(svc: str) -> Any:
+    """One stage in ``dev``, one wave of one target whose deployment is a canary: a kill
+    of the worker mid-wave lands while the release's child deployment is running."""
+    from workflows.pipeline_spec import PipelineSpec
+
+    base = spec(svc, "v2", CANARY).model_dump(mode="json")
+    keys = ("artifact", "replicas", "health_check", "strategy", "analysis_defaults", "rollback")
+    return PipelineSpec.model_validate(
+        {
+            "service": svc,
+            "deployment": {k: base[k] for k in keys},
+            "stages": [{"name": "dev", "targets": [{"environment": ENV}]}],
+        }
+    )
+
+
+async def start_release(stack: CrashStack, svc: str) -> Any:
+    from code_foundation.names import W
+    from workflows.release_models import ReleaseInput, release_id
+
+    client = await stack.client()
+    return await client.start_workflow(
+        W.RELEASE,
+        ReleaseInput(pipeline=release_pipeline(svc), version="v2", actor="crash-matrix"),
+        id=release_id(svc, "v2"),
+        task_queue=stack.task_queue,
+        static_summary=f"release {svc} v2",
+    )
+
+
+def release_outcome(res: Any) -> str:
+    cells = ",".join(f"{c.stage}/{c.target}={c.phase}" for c in res.cells)
+    return f"{res.outcome} {res.version} {cells}"
+
+
 Release = tuple[str, dict[str, Any], str]  # version, strategy, error rate
 
 
@@ -175,7 +210,7 @@ class Scenario:
     name: str
     setup: tuple[Release, ...]
     start: Callable[[CrashStack, str], Awaitable[Any]]
-    result_type: str  # DeployResult | RollbackResult | ChaosResult | SoakResult
+    result_type: str  # DeployResult | RollbackResult | ChaosResult | SoakResult | ReleaseResult
     outcome: Callable[[Any], str]
     expected: str
     bad_version: str | None = None  # a release that fails requests by design
@@ -221,6 +256,10 @@ SCENARIOS: dict[str, Scenario] = {
             "completed deviated=False reverted=True rollbacks_ran=True",
         ),
         Scenario("soak", (V1,), start_soak, "SoakResult", soak_outcome, "verdict=pass"),
+        Scenario(
+            "release", (V1,), start_release, "ReleaseResult", release_outcome,
+            "promoted v2 dev/local=promoted",
+        ),
     )
 }  # fmt: skip
 
@@ -229,8 +268,10 @@ def result_class(name: str) -> type:
     from chaos.messages import ChaosResult
     from loadtest.soak_models import SoakResult
     from workflows.models import DeployResult, RollbackResult
+    from workflows.release_models import ReleaseResult
 
     classes = {
+        "ReleaseResult": ReleaseResult,
         "DeployResult": DeployResult,
         "RollbackResult": RollbackResult,
         "ChaosResult": ChaosResult,

@@ -67,12 +67,20 @@ async def _result(client: Any, workflow_id: str, cls: type, timeout: float) -> A
 
     from workflows.client import deployment_result
     from workflows.models import DeployResult
+    from workflows.release_client import release_result
+    from workflows.release_models import ReleaseResult
 
     handle = client.get_workflow_handle(workflow_id, result_type=cls)
     deadline = time.monotonic() + timeout
     while True:
         # a deployment that did not promote ends FAILED carrying its result
-        waited = deployment_result(handle) if cls is DeployResult else handle.result()
+        waited: Any
+        if cls is DeployResult:
+            waited = deployment_result(handle)
+        elif cls is ReleaseResult:  # a release that was not released, too
+            waited = release_result(handle)
+        else:
+            waited = handle.result()
         try:
             return await asyncio.wait_for(waited, max(1.0, deadline - time.monotonic()))
         except WorkflowFailureError:
