@@ -67,6 +67,8 @@ HOOK_FAILED = "HookFailed"
 """A ``pre_rollout``/``rollout`` check hook failed after its retries (the run compensates)."""
 HOOK_GATE_TIMED_OUT = "HookGateTimedOut"
 """A ``confirm_*`` gate hook did not pass before its deadline (``on_timeout: fail``)."""
+LOGIN_FAILED = "LoginFailed"
+"""``codectl login``'s device flow ended without a token (denied, expired, refused)."""
 
 RETRYABLE: tuple[str, ...] = (
     SERVER_UNAVAILABLE,
@@ -108,5 +110,6 @@ NON_RETRYABLE: tuple[str, ...] = (
     ARTIFACT_NOT_FOUND,
     ARTIFACT_CORRUPTED,
     ARTIFACT_ACCESS_DENIED,
+    LOGIN_FAILED,
 )
 """Types no retry can fix: every activity ``RetryPolicy`` lists these."""
