@@ -80,12 +80,11 @@ class DeployActivities:
                     agent_url(self.settings, cluster), secrets=self.secrets()
                 )
             elif name == "kubernetes":
+                from activities.platform.clusters import kube_settings
                 from activities.platform.kubernetes import platform_from_settings
 
-                settings = self.settings
-                if cluster:  # a cluster names its kube context
-                    settings = settings.model_copy(update={"kube_context": cluster})
-                self._platforms[key] = platform_from_settings(settings)
+                # a cluster names its kube context (unknown: ConfigError naming the known)
+                self._platforms[key] = platform_from_settings(kube_settings(self.settings, cluster))
             else:
                 raise SpecError(
                     "the deployment spec",

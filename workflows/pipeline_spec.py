@@ -250,11 +250,18 @@ def _gate_problems(where: str, gates: Iterable[Any], now: datetime) -> list[str]
     return out
 
 
-def pipeline_problems(p: PipelineSpec, clusters: Iterable[str] | None, now: datetime) -> list[str]:
+def pipeline_problems(
+    p: PipelineSpec,
+    clusters: Iterable[str] | None,
+    now: datetime,
+    kube_contexts: Iterable[str] | None = None,
+) -> list[str]:
     """Every cross-reference problem of ``p`` (empty: it is fine). ``clusters``: the
-    configured cluster names (None: do not check). ``now``: the caller's clock (a
-    workflow passes ``workflow.now()``; this module never reads the clock)."""
+    configured cluster names (None: do not check); ``kube_contexts``: the kubeconfig's
+    contexts, which Kubernetes targets name (None: do not check). ``now``: the caller's
+    clock (a workflow passes ``workflow.now()``; this module never reads the clock)."""
     known = set(clusters) if clusters is not None else None
+    contexts = set(kube_contexts) if kube_contexts is not None else None
     out: list[str] = []
     names = [s.name for s in p.stages]
     out += [
@@ -278,6 +285,13 @@ def pipeline_problems(p: PipelineSpec, clusters: Iterable[str] | None, now: date
                 out.append(
                     f"{at}.targets[{ti}]: unknown cluster {t.cluster!r} "
                     f"(configured: {', '.join(sorted(known)) or 'none'})"
+                )
+            ctx = t.placement()  # kubernetes: a context; bare local: the worker's default
+            named = t.platform == "kubernetes" and (t.kube_context or ctx != "local")
+            if contexts is not None and named and ctx not in contexts:
+                out.append(
+                    f"{at}.targets[{ti}]: unknown kube context {ctx!r} "
+                    f"(the kubeconfig has: {', '.join(sorted(contexts)) or 'none'})"
                 )
             if isinstance(t.strategy, str) and t.strategy not in p.strategies:
                 out.append(f"{at}.targets[{ti}]: unknown strategy {t.strategy!r}")
@@ -311,8 +325,9 @@ def check_pipeline(
     clusters: Iterable[str] | None = None,
     *,
     now: datetime,
+    kube_contexts: Iterable[str] | None = None,
 ) -> PipelineSpec:
-    problems = pipeline_problems(p, clusters, now)
+    problems = pipeline_problems(p, clusters, now, kube_contexts)
     if problems:
         raise SpecError(source, problems)
     return p
@@ -331,10 +346,14 @@ def parse_pipeline(
 
 
 def load_pipeline(
-    path: str | Path, clusters: Iterable[str] | None = None, *, now: datetime
+    path: str | Path,
+    clusters: Iterable[str] | None = None,
+    *,
+    now: datetime,
+    kube_contexts: Iterable[str] | None = None,
 ) -> PipelineSpec:
     doc = load_file(PipelineSpec, path, what="pipeline")
-    return check_pipeline(doc, str(path), clusters, now=now)
+    return check_pipeline(doc, str(path), clusters, now=now, kube_contexts=kube_contexts)
 
 
 def validate_pipeline(raw: Any, source: str = "pipeline", *, now: datetime) -> PipelineSpec:

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from activities.platform.clusters import known_clusters
+from activities.platform.clusters import known_clusters, kube_contexts
 from activities.settings import Settings
 from code_foundation.errors import CodeError
 from code_foundation.names import SA_KIND, SA_OUTCOME, SA_SERVICE, SA_VERSION, W
@@ -63,7 +63,12 @@ def release(
     settings = Settings()
     try:
         pipeline = _resolve(
-            load_pipeline(what, clusters=known_clusters(settings), now=datetime.now(UTC)),
+            load_pipeline(
+                what,
+                clusters=known_clusters(settings),
+                now=datetime.now(UTC),
+                kube_contexts=kube_contexts(),
+            ),
             Path(what),
         )
     except CodeError as exc:

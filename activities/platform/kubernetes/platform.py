@@ -103,6 +103,10 @@ class KubernetesPlatform:
                 config_file=os.environ.get("KUBECONFIG"), context=settings.kube_context
             )
         except Exception as kube_exc:  # noqa: BLE001 - fall back to the pod's service account
+            if settings.kube_context:  # a named context is that API server, never the pod's
+                raise ConfigError(
+                    f"kube context {settings.kube_context!r} cannot be used: {kube_exc}"
+                ) from None
             try:
                 config.load_incluster_config()
             except config.ConfigException:
