@@ -242,3 +242,46 @@ def test_local_is_the_default_context_and_unknown_names_the_known(
         "(the kubeconfig has: eu-1, spare, us-east)"
     ]
     assert pipeline_problems(p, None, now) == []  # contexts not known: not checked
+
+
+async def test_broken_kubeconfig_blocks_only_kubernetes_releases(
+    dev_env: WorkflowEnvironment,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The kubeconfig is read only when a target is on Kubernetes: a broken one refuses a
+    Kubernetes release (exit 2, naming the file) and never blocks a local-only one."""
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("contexts: [unclosed\n")
+    target = dev_env.client.service_client.config.target_host
+    svc = f"kb{uuid.uuid4().hex[:6]}"
+    local = pipeline(svc)
+    local["stages"][0]["targets"] = [{"environment": "dev", "platform": "local"}]
+
+    def release(doc: dict[str, Any], name: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return subprocess.run(
+            [sys.executable, "-m", "workers.cli", "release", str(path), "--version", name],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "KUBECONFIG": str(bad),
+                "CODE_TEMPORAL_ADDRESS": target,
+                "CODE_STATE_DIR": str(tmp_path / "state"),
+                "COLUMNS": "200",
+            },
+        )
+
+    kube = release(pipeline(svc), "k1")
+    assert kube.returncode == 2, kube.stdout + kube.stderr
+    assert f"kubeconfig {bad} cannot be read" in kube.stdout + kube.stderr
+    with pytest.raises(RPCError, match="not found"):
+        await dev_env.client.get_workflow_handle(release_id(svc, "k1")).describe()
+    ok = release(local, "l1")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    handle = dev_env.client.get_workflow_handle(release_id(svc, "l1"))
+    assert (await handle.describe()).workflow_type == "ReleaseWorkflow"
+    await handle.terminate("test: no worker runs this release")

@@ -29,7 +29,7 @@ from code_foundation.errors import CodeError
 from code_foundation.names import SA_KIND, SA_OUTCOME, SA_SERVICE, SA_VERSION, W
 from workers.cli.common import client_for, console, fail, identity, run_async, token, ui_link
 from workers.cli.output import check_output, emit
-from workflows.pipeline_spec import PipelineSpec, load_pipeline
+from workflows.pipeline_spec import PipelineSpec, check_pipeline, load_pipeline
 from workflows.release_client import release_result
 from workflows.release_models import ReleaseInput, ReleaseResult, ReleaseStatus, release_id
 
@@ -62,15 +62,13 @@ def release(
         raise fail("--version is required to start a release", 2)
     settings = Settings()
     try:
-        pipeline = _resolve(
-            load_pipeline(
-                what,
-                clusters=known_clusters(settings),
-                now=datetime.now(UTC),
-                kube_contexts=kube_contexts(),
-            ),
-            Path(what),
-        )
+        now, clusters = datetime.now(UTC), known_clusters(settings)
+        pipeline = load_pipeline(what, clusters=clusters, now=now)
+        if any(t.platform == "kubernetes" for s in pipeline.stages for t in s.targets):
+            # the kubeconfig is read only when a target needs it (a broken one never
+            # blocks a local-only release)
+            check_pipeline(pipeline, what, clusters, now=now, kube_contexts=kube_contexts())
+        pipeline = _resolve(pipeline, Path(what))
     except CodeError as exc:
         raise fail(exc) from None
     raise typer.Exit(run_async(_start(settings, pipeline, version, wait)))
