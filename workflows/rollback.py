@@ -95,7 +95,7 @@ class RollbackWorkflow:
 
     async def _rollback(self, inp: RollbackInput) -> RollbackResult:
         wid = workflow.info().workflow_id
-        key = f"{wid}:{workflow.info().run_id[:8]}"
+        key = f"{wid}:{workflow.info().run_id}"
         self._phase = "describing platform"
         state = await workflow.execute_activity(
             A.PLATFORM_DESCRIBE,

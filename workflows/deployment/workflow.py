@@ -191,7 +191,7 @@ class DeploymentWorkflow:
 
     def activity_key(self, step: str) -> str:
         info = workflow.info()
-        return f"{info.workflow_id}:{info.run_id[:8]}:{step}"
+        return f"{info.workflow_id}:{info.run_id}:{step}"
 
     def check_abort(self) -> None:
         if (req := self.abort_req) is not None:
