@@ -13,6 +13,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.workflows.reordered import SwapActivities, plan_swap
+from tests.workflows.test_release_replay import RELEASE_ID
 from workers import registry
 from workflows.chaos import ChaosExperimentWorkflow
 from workflows.client import data_converter
@@ -44,7 +45,11 @@ CLASSES: dict[str, type] = {cls.__name__: cls for cls in registry.workflows()}
 
 
 def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, path.read_text())
+    """The history under its file's stem, or, for a release history, the id it was recorded
+    with (a release derives its children's ids from its own: a different id would make
+    the clean replay fail too)."""
+    wid = RELEASE_ID if path.stem.startswith("release_") else path.stem
+    return WorkflowHistory.from_json(wid, path.read_text())
 
 
 def kind(history: WorkflowHistory) -> str:
