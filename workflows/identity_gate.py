@@ -84,6 +84,8 @@ class IdentityGuard:
     cfg: IdentityConfig | None = None
     resolved: bool = False
     starter: str | None = None
+    starter_token: str | None = field(default=None, repr=False)
+    """the verified starter's token: a lane's supersede carries it to the run it aborts"""
     decisions: list[Decision] = field(default_factory=list)
 
     @property
@@ -130,7 +132,7 @@ class IdentityGuard:
                 type=IDENTITY_DENIED,
                 non_retryable=True,
             )
-        self.starter = got.principal.id
+        self.starter, self.starter_token = got.principal.id, token
         return got.principal
 
     async def check(
@@ -351,9 +353,12 @@ async def control_checked(
     guard: IdentityGuard, spec: DeploymentSpec, inp: ControlInput, what: str
 ) -> tuple[ControlInput | None, str]:
     """A pause/resume/abort Signal checked on arrival: the verified input, or None and
-    the reason (the caller ignores it; the denial is audited)."""
+    the reason (the caller ignores it; the denial is audited). A lane's supersede
+    (``identity`` ``lane:<superseder>``) carries the superseder's token and is decided as a
+    ``deploy`` of this service: whoever may deploy here may supersede a deployment here."""
+    action = "deploy" if what == "abort" and inp.identity.startswith("lane:") else what
     got = await guard.check(
-        inp.token, what, spec.environment, spec.service, subject_of(spec), claimed=inp.identity
+        inp.token, action, spec.environment, spec.service, subject_of(spec), claimed=inp.identity
     )
     if got.principal is None or not got.decision.allowed:
         return None, got.decision.reason

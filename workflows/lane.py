@@ -131,6 +131,7 @@ class ReleaseLaneWorkflow:
                         ControlInput(
                             identity=f"lane:{req.holder_id}",
                             reason=f"superseded by {req.holder_id}",
+                            token=req.token,
                         ),
                     )
                 except FailureError as err:

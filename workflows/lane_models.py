@@ -43,6 +43,9 @@ class LaneRequest(_M):
     policy: LanePolicy = "queue"
     description: str = ""
     requested_at: datetime | None = None
+    token: str | None = Field(
+        None, repr=False, description="the requester's verified token (sent with a supersede)"
+    )
 
 
 class LaneReply(_M):

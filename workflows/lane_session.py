@@ -41,7 +41,14 @@ REQUEST_RETRY = RetryPolicy(
 
 
 class LaneSession:
-    def __init__(self, lane: str, kind: HolderKind, policy: LanePolicy, description: str) -> None:
+    def __init__(
+        self,
+        lane: str,
+        kind: HolderKind,
+        policy: LanePolicy,
+        description: str,
+        token: str | None = None,
+    ) -> None:
         # one engine = one task queue: workers on another queue (another installation,
         # or a test's own queue) have lanes of their own, served by their own workers
         queue = workflow.info().task_queue
@@ -49,6 +56,7 @@ class LaneSession:
         self.kind: HolderKind = kind
         self.policy: LanePolicy = policy
         self.description = description
+        self.token = token  # the holder's verified token: a supersede it causes carries it
         self.reply: LaneReply | None = None
         self.queued: LaneReply | None = None
         self.held = False
@@ -91,6 +99,7 @@ class LaneSession:
             policy=self.policy,
             description=self.description,
             requested_at=workflow.now(),
+            token=self.token,
         )
         self.requested = True
         await workflow.execute_activity(

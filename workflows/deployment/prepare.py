@@ -50,11 +50,15 @@ async def validate(host: DeploymentHost, spec: DeploymentSpec) -> None:
     host.end_step(rec, "ok", "; ".join(val.warnings))
 
 
-async def take_lane(host: DeploymentHost, spec: DeploymentSpec) -> LaneSession:
+async def take_lane(
+    host: DeploymentHost, spec: DeploymentSpec, token: str | None = None
+) -> LaneSession:
     """Wait for this service's release lane (or leave its queue on an abort). The session
-    is the host's from the start, so its status shows the queue while it waits."""
+    is the host's from the start, so its status shows the queue while it waits. ``token``:
+    the verified starter's, which a supersede this run causes carries to the holder."""
     status = host.progress
-    lane = LaneSession(spec.lane_id(), "deployment", spec.concurrency, f"deploy {spec.version}")
+    desc = f"deploy {spec.version}"
+    lane = LaneSession(spec.lane_id(), "deployment", spec.concurrency, desc, token)
     host.lane_session = lane
     status.lane, status.phase = lane.lane, "queued"
     reply = await lane.acquire(

@@ -327,7 +327,7 @@ class DeploymentWorkflow:
         await prepare.validate(self, spec)
         await gates.error_budget_gate(self, spec)
         if workflow.patched("release-lanes"):
-            await prepare.take_lane(self, spec)
+            await prepare.take_lane(self, spec, self.guard.starter_token)
         await self.ledger("intent")
         stable = await prepare.snapshot_stable(self, spec)
         self.previous = stable
