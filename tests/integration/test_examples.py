@@ -412,3 +412,26 @@ def test_templated_canary_deploys(
     out = stack.cli("deploy", str(EXAMPLES / "hooks" / "canary-with-templates.yaml"), timeout=300)
     assert out.returncode in (0, 1), out.stdout + out.stderr
     assert "promoted" in out.stdout or "rolled_back" in out.stdout, out.stdout
+
+
+# deploy/examples/pipelines/: every pipeline passes the checks `codectl release` runs, with
+# the clusters its header asks `codectl dev --clusters` for, and an unknown cluster is named
+# (tests/integration/test_release_stack.py runs demo.yaml on real cluster agents through
+# `codectl demo release`; test_release_live.py and test_release_cli.py run releases too).
+HANDLED |= {"pipelines"}
+CLUSTERS = ["local", "eu-canary", "eu-1", "us-1"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (EXAMPLES / "pipelines").glob("*.y*ml")))
+def test_pipeline_example(name: str) -> None:
+    from datetime import UTC, datetime
+
+    from workflows.pipeline_spec import load_pipeline
+
+    path = EXAMPLES / "pipelines" / name
+    now = datetime.now(UTC)
+    p = load_pipeline(path, clusters=CLUSTERS, now=now)
+    used = {t.cluster for s in p.stages for t in s.targets if t.platform == "local"}
+    assert p.stages and used <= set(CLUSTERS), used
+    with pytest.raises(SpecError, match="cluster"):
+        load_pipeline(path, clusters=["local"], now=now)  # the prod clusters are missing
