@@ -246,7 +246,8 @@ async def _run(stack: LiveStack, exp: Experiment) -> Any:
 def shortened(plan: Any, seconds: float = 18.0) -> Any:
     """The plan as a ``seconds`` run of three slices (the first one the baseline); every
     check stays, with warm-up and sampling scaled down and p99 drift ignoring shifts
-    under 50 ms (the noise of 300-request slices on a shared machine)."""
+    under 200 ms (a 300-request slice's p99 is its 3rd slowest request: one scheduling
+    stall on a shared machine moves it by tens of ms; CI saw 12 -> 80 ms)."""
     from loadtest.soak_models import SoakPlan
 
     part = timedelta(seconds=seconds / 3)
@@ -256,7 +257,7 @@ def shortened(plan: Any, seconds: float = 18.0) -> Any:
     )
     drift = doc["checks"].get("p99_drift")
     if drift is not None:  # a 6 s slice's p99 moves by tens of ms on a busy machine
-        drift["min_delta_ms"] = max(drift["min_delta_ms"], 50.0)
+        drift["min_delta_ms"] = max(drift["min_delta_ms"], 200.0)
     res = doc["checks"].get("resources")
     if res is not None:
         res.update(
