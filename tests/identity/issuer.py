@@ -8,7 +8,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from activities.settings import Settings
 from tests.ci import unavailable
 from tests.servers import free_port, port_open, stop_process, wait_until
 from workers.cli.login import mint_dev_token
@@ -53,3 +55,18 @@ class Issuer:
         self, sub: str, groups: list[str], *, mfa: bool = True, audience: str = "codectl"
     ) -> str:
         return mint_dev_token(self.url, sub, audience=audience, groups=groups, mfa=mfa)
+
+
+def identity_settings(state_dir: Path, issuer: Issuer, policy: str, **extra: Any) -> Settings:
+    """Settings with identity on against ``issuer`` (audience ``codectl``, dev mode), the
+    access ``policy`` text written to ``<state_dir>/policy.yaml``."""
+    path = state_dir / "policy.yaml"
+    path.write_text(policy)
+    return Settings(
+        state_dir=state_dir,
+        identity_issuer=issuer.url,
+        identity_audience="codectl",
+        identity_policy=path,
+        identity_dev=True,
+        **extra,
+    )

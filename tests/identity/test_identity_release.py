@@ -25,9 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.identity import identity_activities
-from activities.settings import Settings
 from activities.slo import SloActivities
-from tests.identity.issuer import Issuer
+from tests.identity.issuer import Issuer, identity_settings
 from tests.identity.test_identity_workflow import Stack, forged
 from tests.waiting import wait_until_async
 from workflows import identity_gate
@@ -69,15 +68,7 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
 async def stack(
     dev_env: WorkflowEnvironment, issuer: Issuer, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = Settings(
-        state_dir=tmp_path,
-        identity_issuer=issuer.url,
-        identity_audience="codectl",
-        identity_policy=policy,
-        identity_dev=True,
-    )
+    settings = identity_settings(tmp_path, issuer, POLICY)
     slo = SloActivities(settings)
     tq = f"tq-{uuid.uuid4()}"
     try:

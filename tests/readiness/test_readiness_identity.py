@@ -26,7 +26,7 @@ from activities.settings import Settings
 from activities.slo import SloActivities
 from chaos.messages import ChaosRunInput
 from code_foundation.names import CA, SA_ENVIRONMENT, SA_SERVICE
-from tests.identity.issuer import Issuer
+from tests.identity.issuer import Issuer, identity_settings
 from tests.identity.test_identity_runs import POLICY, experiment, reaches, refused
 from tests.waiting import wait_until_async
 from workflows import identity_gate
@@ -50,16 +50,7 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
 async def test_identity_coverage_from_audited_decisions(
     dev_env: WorkflowEnvironment, issuer: Issuer, tmp_path: Path
 ) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = Settings(
-        state_dir=tmp_path,
-        identity_issuer=issuer.url,
-        identity_audience="codectl",
-        identity_policy=policy,
-        identity_dev=True,
-        temporal_ui_url="http://127.0.0.1:1",
-    )
+    settings = identity_settings(tmp_path, issuer, POLICY, temporal_ui_url="http://127.0.0.1:1")
     tq = f"rdy-id-{uuid.uuid4().hex[:8]}"
     client = dev_env.client
     attrs = TypedSearchAttributes(
