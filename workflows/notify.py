@@ -113,16 +113,28 @@ async def emit(
     )
     rec = NotificationRecord(id=event.id, kind=kind)
     status.notifications.append(rec)
+    await start_delivery(
+        NotifyInput(event=event, sinks=list(n.sinks), delivery=n.delivery),
+        rec,
+        f"notify {kind} of {spec.service} {spec.version}",
+    )
+
+
+async def start_delivery(inp: NotifyInput, rec: NotificationRecord, summary: str) -> None:
+    """Start the abandoned ``NotifyWorkflow`` child for ``inp.event`` (id ``notify/<event
+    id>``, never reused: the same event is never sent twice) and keep ``rec`` up to date
+    with its outcome; every run kind that notifies (deployments, releases, chaos, soak)
+    delivers through here."""
     try:
         handle = await workflow.start_child_workflow(
             W.NOTIFY,
-            NotifyInput(event=event, sinks=list(n.sinks), delivery=n.delivery),
-            id=f"notify/{event.id}",
+            inp,
+            id=f"notify/{inp.event.id}",
             result_type=NotifyResult,
             task_queue=workflow.info().task_queue,
             parent_close_policy=ParentClosePolicy.ABANDON,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"notify {kind} of {spec.service} {spec.version}",
+            static_summary=summary,
         )
     except WorkflowAlreadyStartedError as exc:  # never twice: the id is taken
         rec.state, rec.detail = "not started", str(exc)[:300]

@@ -15,19 +15,14 @@ environments (comma-separated; ``*`` for the release as a whole). Deterministic.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from code_foundation.names import W
-    from workflows.notify import _watch, event_id
+    from workflows.notify import event_id, start_delivery
     from workflows.notify_spec import (
         Event,
         EventKind,
         NotificationRecord,
         NotifyInput,
-        NotifyResult,
         wants,
     )
     from workflows.pipeline_spec import PipelineSpec, Stage
@@ -71,18 +66,8 @@ async def emit(
     rec = NotificationRecord(id=event.id, kind=kind)
     st.notifications.append(rec)
     where = f" {stage.name}" if stage else ""
-    try:
-        handle = await workflow.start_child_workflow(
-            W.NOTIFY,
-            NotifyInput(event=event, sinks=list(n.sinks), delivery=n.delivery),
-            id=f"notify/{event.id}",
-            result_type=NotifyResult,
-            task_queue=workflow.info().task_queue,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"notify {kind}{where} of {st.service} {st.version}",
-        )
-    except WorkflowAlreadyStartedError as exc:  # never twice: the id is taken
-        rec.state, rec.detail = "not started", str(exc)[:300]
-        return
-    _watch(handle, rec)
+    await start_delivery(
+        NotifyInput(event=event, sinks=list(n.sinks), delivery=n.delivery),
+        rec,
+        f"notify {kind}{where} of {st.service} {st.version}",
+    )

@@ -20,21 +20,16 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from code_foundation.names import W
     from code_foundation.notify_ref import NotifyRef, RunEventKind
     from loadtest.soak_models import SoakPlan
-    from workflows.notify import _watch, event_id
+    from workflows.notify import event_id, start_delivery
     from workflows.notify_spec import (
         DeliveryPolicy,
         Event,
         NotificationRecord,
         NotifyInput,
-        NotifyResult,
     )
 
 PATCH = "run-notify"
@@ -79,21 +74,11 @@ class RunNotifier:
         )
         rec = NotificationRecord(id=event.id, kind=kind)
         self.records.append(rec)
-        try:
-            handle = await workflow.start_child_workflow(
-                W.NOTIFY,
-                NotifyInput(event=event, sinks=list(self.ref.sinks), delivery=DeliveryPolicy()),
-                id=f"notify/{event.id}",
-                result_type=NotifyResult,
-                task_queue=workflow.info().task_queue,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"notify {kind} of {self.service}",
-            )
-        except WorkflowAlreadyStartedError as exc:  # never twice: the id is taken
-            rec.state, rec.detail = "not started", str(exc)[:300]
-            return
-        _watch(handle, rec)
+        await start_delivery(
+            NotifyInput(event=event, sinks=list(self.ref.sinks), delivery=DeliveryPolicy()),
+            rec,
+            f"notify {kind} of {self.service}",
+        )
 
     def once(self, kind: RunEventKind, reason: str) -> None:
         """From synchronous code: emit ``kind`` the first time only (as a task that
